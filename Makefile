@@ -1,0 +1,69 @@
+# raftlabs: `make help` lists the targets. POSIX make and sh only (Linux and macOS).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+PYTEST := $(PY) -m pytest
+# env_logger syntax: `LOG_LEVEL=raft=debug,labrpc=info make test_2a 2>test.log`
+LOG_LEVEL ?=
+export LOG_LEVEL
+# Extra pytest arguments, e.g. `make test_2a PYTEST_ARGS=-x`
+PYTEST_ARGS ?=
+
+.PHONY: help venv test test_others test_2 test_2a test_2b test_2c test_2d test_3 test_3a test_3b \
+	proto bench clean
+
+help:
+	@echo "raftlabs targets:"
+	@echo "  make test            every test: framework, lab 2 (Raft) and lab 3 (KV)"
+	@echo "  make test_others     framework tests (labrpc, labcodec, proto, tools)"
+	@echo "  make test_2a ... test_2d, test_2    Raft: election, log, persistence, snapshots, all"
+	@echo "  make test_3a, test_3b, test_3       KV service: basic, with snapshots, all"
+	@echo "  make test_<name>     every test whose name contains <name> (e.g. test_backup_2b)"
+	@echo "  make cargo_test_<name>              the same (the spelling of the original lab text)"
+	@echo "  make proto           compile proto/*.proto (done automatically on import)"
+	@echo "  make bench           benchmarks: prints a table, writes bench/results.json"
+	@echo "  make venv            create .venv and install the project (automatic)"
+	@echo "  make clean           remove .venv and generated files"
+	@echo "Variables: LOG_LEVEL=raft=debug,labrpc=info  PYTEST_ARGS='-x'  PYTHON=python3.11"
+
+$(INSTALLED): setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	@touch $@
+
+venv: $(INSTALLED)
+
+test: $(INSTALLED)
+	$(PYTEST) tests $(PYTEST_ARGS)
+
+test_others: $(INSTALLED)
+	$(PYTEST) tests/framework $(PYTEST_ARGS)
+
+test_2: $(INSTALLED)
+	$(PYTEST) tests/raft $(PYTEST_ARGS)
+
+test_2a test_2b test_2c test_2d: $(INSTALLED)
+	$(PYTEST) tests/raft --name _$(@:test_%=%) $(PYTEST_ARGS)
+
+test_3: $(INSTALLED)
+	$(PYTEST) tests/kvraft $(PYTEST_ARGS)
+
+test_3a test_3b: $(INSTALLED)
+	$(PYTEST) tests/kvraft --name _$(@:test_%=%) $(PYTEST_ARGS)
+
+test_%: $(INSTALLED)
+	$(PYTEST) tests --name $* $(PYTEST_ARGS)
+
+cargo_test_%: $(INSTALLED)
+	$(PYTEST) tests --name $* $(PYTEST_ARGS)
+
+proto: $(INSTALLED)
+	$(PY) -m labs proto
+
+bench: $(INSTALLED)
+	$(PY) -m labs bench
+
+clean:
+	rm -rf $(VENV) proto/_generated tests/*/_generated build *.egg-info

@@ -1,0 +1,392 @@
+"""An emulated network that loses, delays and reorders RPCs, for testing Raft and KV.
+
+Every rule of the fault model is a named constant below and is applied at one line of
+`Network`, in the order a call meets it:
+
+1. Every call counts in `total_count()` and its request bytes in `total_bytes()`.
+2. An end that is disabled, connected to no server, or whose server was deleted fails the call
+   after a random delay (`DEAD_END_DELAY_MS`, or `LONG_DEAD_END_DELAY_MS` with long delays).
+3. On an unreliable network the request waits `SHORT_DELAY_MS`, then is dropped with
+   probability `DROP_REQUEST_PROBABILITY` (the handler never runs).
+4. The handler runs on a worker thread; `count(server)` counts it. If the server is deleted or
+   the end disabled meanwhile, the caller fails at once (`Stopped`) and the late reply is lost.
+5. On an unreliable network the reply is dropped with probability `DROP_REPLY_PROBABILITY`
+   (the handler's effects stay).
+6. With long reordering, a reply is held back with probability `REORDER_PROBABILITY` for
+   `REORDER_BASE_MS + U[0, 1 + U[0, REORDER_SPREAD_MS))` ms.
+7. A delivered reply adds its bytes to `total_bytes()`.
+
+Arguments and replies cross only as encoded bytes, so the two sides never share an object.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+import labcodec
+from google.protobuf.message import Message
+from labrpc.errors import (
+    Disconnected, RemoteError, RpcError, Stopped, Timeout, Unimplemented,
+)
+from labrpc.scheduling import TimerQueue, WorkerPool
+from labrpc.service import Method, Service
+
+log = logging.getLogger("labrpc")
+
+__all__ = ["Network", "ClientEnd", "Server"]
+
+# --- The fault model (the numbers of the Go labrpc) ---------------------------------------------
+SHORT_DELAY_MS = 27                  # unreliable: each request first waits U[0, 27) ms
+DROP_REQUEST_PROBABILITY = 0.1       # unreliable: then 1 request in 10 is lost
+DROP_REPLY_PROBABILITY = 0.1         # unreliable: and 1 reply in 10 after the handler ran
+DEAD_END_DELAY_MS = 100              # a call on a dead end fails after U[0, 100) ms
+LONG_DEAD_END_DELAY_MS = 7000        # ... or after U[0, 7000) ms with long delays on
+REORDER_PROBABILITY = 600 / 900      # long reordering: 2 replies in 3 are held back
+REORDER_BASE_MS = 200                # ... for 200 ms
+REORDER_SPREAD_MS = 2000             # ... plus U[0, 1 + U[0, 2000)) ms, skewed to short waits
+
+_server_ids = itertools.count(1)
+_network_ids = itertools.count(1)
+
+
+class Server:
+    """A named machine hosting services; one object per registered service name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.id = next(_server_ids)  # tells a restarted server from the one it replaced
+        self._services: dict[str, tuple[Service, Any]] = {}
+
+    def add_service(self, service: Service, implementation: Any) -> None:
+        """Route calls of `service` to `implementation`'s snake_case methods."""
+        if service.name in self._services:
+            raise ValueError(f"service {service.name!r} is already registered on server {self.name!r}")
+        self._services[service.name] = (service, implementation)
+
+    def dispatch(self, full_name: str, request: bytes) -> bytes:
+        """Decode `request`, run `Service.Method` and return the encoded reply."""
+        service_name, _, method_name = full_name.partition(".")
+        entry = self._services.get(service_name)
+        if entry is None:
+            raise Unimplemented(f"server {self.name!r} has no service {service_name!r} (call {full_name})")
+        service, implementation = entry
+        method = service.methods.get(method_name)
+        if method is None:
+            raise Unimplemented(f"service {service_name} has no rpc {method_name!r} (call {full_name})")
+        handler = getattr(implementation, method.attr, None)
+        if handler is None:
+            raise Unimplemented(
+                f"{type(implementation).__name__} has no method {method.attr}() "
+                f"for rpc {full_name} on server {self.name!r}"
+            )
+        args = labcodec.decode(request, method.request_type)
+        try:
+            reply = handler(args)
+        except Exception as exc:
+            log.exception("handler %s.%s on server %r raised", type(implementation).__name__,
+                          method.attr, self.name)
+            raise RemoteError(f"{full_name} on server {self.name!r} raised "
+                              f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(reply, method.reply_type):
+            raise RemoteError(
+                f"{type(implementation).__name__}.{method.attr}() returned "
+                f"{type(reply).__name__}, expected {method.reply_type.__name__}"
+            )
+        return labcodec.encode(reply)
+
+    def __repr__(self) -> str:
+        return f"Server({self.name!r}, services={list(self._services)})"
+
+
+class ClientEnd:
+    """One client's end of a wire; `Network.connect` ties it to a server."""
+
+    def __init__(self, network: Network, name: str) -> None:
+        self.network = network
+        self.name = name
+
+    def call(self, method: Method, args: Message) -> Any:
+        """Send `args` and block until the reply arrives or the call fails (`RpcError`)."""
+        return self.network._start_call(self, method, args, None).result()
+
+    def call_future(self, method: Method, args: Message) -> Future:
+        """Send `args` and return a Future of the reply at once."""
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+        self.network._start_call(self, method, args, future)
+        return future
+
+    def __repr__(self) -> str:
+        return f"ClientEnd({self.name!r})"
+
+
+class _EndState:
+    __slots__ = ("enabled", "server_name")
+
+    def __init__(self) -> None:
+        self.enabled = False  # ends start disabled, as in the originals
+        self.server_name: str | None = None
+
+
+# A call is ACTIVE from acceptance until its handler returns: only then can its server's death
+# fail it. Once a reply or failure is on its way it is SETTLED and waits only for delivery.
+_ACTIVE, _SETTLED = 0, 1
+
+
+class _Call:
+    __slots__ = ("end_name", "method", "request", "server", "phase", "reply", "error",
+                 "_done", "_finished", "_future")
+
+    def __init__(self, end_name: str, method: Method, request: bytes, server: Server | None,
+                 future: Future | None) -> None:
+        self.end_name = end_name
+        self.method = method
+        self.request = request
+        self.server = server
+        self.phase = _ACTIVE
+        self.reply: bytes | None = None
+        self.error: RpcError | None = None
+        self._done = threading.Lock()
+        self._done.acquire()  # released once, when the call finishes
+        self._finished = False
+        self._future = future
+
+    def result(self) -> Any:
+        self._done.acquire()
+        self._done.release()
+        if self.error is not None:
+            raise self.error
+        return labcodec.decode(self.reply, self.method.reply_type)
+
+    def _resolve_future(self) -> None:
+        future = self._future
+        if self.error is not None:
+            future.set_exception(self.error)
+            return
+        try:
+            future.set_result(labcodec.decode(self.reply, self.method.reply_type))
+        except labcodec.Error as exc:
+            future.set_exception(exc)
+
+
+class Network:
+    """The emulated network: ends, servers, the fault model and the traffic counters."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)
+        self._reliable = True
+        self._long_delays = False
+        self._long_reordering = False
+        self._ends: dict[str, _EndState] = {}
+        self._servers: dict[str, Server] = {}
+        self._server_counts: dict[str, int] = {}
+        self._total_count = 0
+        self._total_bytes = 0
+        self._unfinished: set[_Call] = set()
+        self._closed = False
+        name = f"labrpc{next(_network_ids)}"
+        self._timers = TimerQueue(name)
+        self._workers = WorkerPool(name)
+
+    # --- configuration ----------------------------------------------------------------------------
+
+    def set_reliable(self, reliable: bool) -> None:
+        with self._lock:
+            self._reliable = reliable
+
+    def set_long_delays(self, long_delays: bool) -> None:
+        """Dead ends fail after up to 7 s instead of 100 ms."""
+        with self._lock:
+            self._long_delays = long_delays
+
+    def set_long_reordering(self, long_reordering: bool) -> None:
+        """Hold back 2 replies in 3 by 200..2200 ms."""
+        with self._lock:
+            self._long_reordering = long_reordering
+
+    def create_client(self, name: str) -> ClientEnd:
+        """A new end, disabled and connected to nothing."""
+        with self._lock:
+            if name in self._ends:
+                raise ValueError(f"client end {name!r} already exists")
+            self._ends[name] = _EndState()
+        return ClientEnd(self, name)
+
+    def connect(self, end: ClientEnd | str, server_name: str) -> None:
+        with self._lock:
+            self._end_state(end).server_name = server_name
+
+    def enable(self, end: ClientEnd | str, enabled: bool) -> None:
+        with self._lock:
+            self._end_state(end).enabled = enabled
+            if not enabled:
+                self._fail_dead_calls()
+
+    def add_server(self, server: Server) -> None:
+        """Register (or replace) the server called `server.name`."""
+        with self._lock:
+            self._servers[server.name] = server
+            self._server_counts.setdefault(server.name, 0)
+            self._fail_dead_calls()
+
+    def delete_server(self, name: str) -> None:
+        """Crash a server: calls in flight to it fail at once, and their replies are lost."""
+        with self._lock:
+            self._servers.pop(name, None)
+            self._fail_dead_calls()
+
+    # --- counters ---------------------------------------------------------------------------------
+
+    def count(self, server_name: str) -> int:
+        """Calls dispatched to `server_name` (the handler ran or started)."""
+        with self._lock:
+            return self._server_counts.get(server_name, 0)
+
+    def total_count(self) -> int:
+        """Every call made, delivered or not."""
+        with self._lock:
+            return self._total_count
+
+    def total_bytes(self) -> int:
+        """Request bytes of every call plus reply bytes of every delivered reply."""
+        with self._lock:
+            return self._total_bytes
+
+    # --- shutdown ---------------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float = 2.0) -> list[threading.Thread]:
+        """Fail every unfinished call and stop the network's threads.
+
+        Returns the worker threads still running a handler after `timeout` (a handler that
+        never returns cannot be stopped from outside; the caller decides what that means).
+        """
+        with self._lock:
+            if self._closed:
+                return []
+            self._closed = True
+            calls = list(self._unfinished)
+            for call in calls:
+                self._finish(call, error=Stopped("the network was shut down"))
+        self._timers.close(timeout)
+        return self._workers.close(timeout)
+
+    # --- the life of a call -----------------------------------------------------------------------
+
+    def _end_state(self, end: ClientEnd | str) -> _EndState:
+        name = end if isinstance(end, str) else end.name
+        try:
+            return self._ends[name]
+        except KeyError:
+            raise ValueError(f"no client end named {name!r}") from None
+
+    def _live_server(self, end_name: str) -> Server | None:
+        """The server an end reaches now, or None if the end is dead. Hold the lock."""
+        end = self._ends[end_name]
+        if not end.enabled or end.server_name is None:
+            return None
+        return self._servers.get(end.server_name)
+
+    def _is_dead(self, call: _Call) -> bool:
+        return self._live_server(call.end_name) is not call.server
+
+    def _start_call(self, end: ClientEnd, method: Method, args: Message,
+                    future: Future | None) -> _Call:
+        if not isinstance(args, method.request_type):
+            raise TypeError(f"{method.full_name} takes {method.request_type.__name__}, "
+                            f"got {type(args).__name__}")
+        request = labcodec.encode(args)
+        with self._lock:
+            if self._closed:
+                raise Stopped("the network was shut down")
+            self._total_count += 1
+            self._total_bytes += len(request)
+            server = self._live_server(end.name)
+            call = _Call(end.name, method, request, server, future)
+            self._unfinished.add(call)
+            if server is None:
+                call.phase = _SETTLED
+                limit = LONG_DEAD_END_DELAY_MS if self._long_delays else DEAD_END_DELAY_MS
+                self._timers.schedule(self._random.randrange(limit) / 1000, self._finish_locked,
+                                      call, None, Disconnected(f"end {end.name!r} reaches no server"))
+                return call
+            if self._reliable:
+                delay = None
+            else:
+                delay = self._random.randrange(SHORT_DELAY_MS) / 1000
+                if self._random.random() < DROP_REQUEST_PROBABILITY:
+                    call.phase = _SETTLED
+                    self._timers.schedule(delay, self._finish_locked, call, None,
+                                          Timeout(f"{method.full_name}: request lost"))
+                    return call
+        if delay is None:
+            self._workers.submit(self._run_handler, call)
+        else:
+            self._timers.schedule(delay, self._dispatch, call)
+        return call
+
+    def _dispatch(self, call: _Call) -> None:
+        try:
+            self._workers.submit(self._run_handler, call)
+        except RuntimeError:  # the pool closed: shutdown has already failed the call
+            pass
+
+    def _run_handler(self, call: _Call) -> None:
+        with self._lock:
+            if call._finished:
+                return
+            if self._is_dead(call):
+                self._finish(call, error=Stopped(f"server of end {call.end_name!r} is gone"))
+                return
+            self._server_counts[call.server.name] += 1
+        try:
+            reply, error = call.server.dispatch(call.method.full_name, call.request), None
+        except RpcError as exc:
+            reply, error = None, exc
+        except labcodec.Error as exc:
+            reply, error = None, RemoteError(f"{call.method.full_name}: {exc}")
+        with self._lock:
+            if call._finished:
+                return
+            if self._is_dead(call):
+                # The server crashed or was cut off while handling: its answer never arrives.
+                self._finish(call, error=Stopped(f"server {call.server.name!r} died during "
+                                                 f"{call.method.full_name}"))
+                return
+            if not self._reliable and self._random.random() < DROP_REPLY_PROBABILITY:
+                self._finish(call, error=Timeout(f"{call.method.full_name}: reply lost"))
+                return
+            if self._long_reordering and self._random.random() < REORDER_PROBABILITY:
+                spread = self._random.randrange(1 + self._random.randrange(REORDER_SPREAD_MS))
+                call.phase = _SETTLED
+                self._timers.schedule((REORDER_BASE_MS + spread) / 1000, self._finish_locked,
+                                      call, reply, error)
+                return
+            self._finish(call, reply, error)
+
+    def _finish_locked(self, call: _Call, reply: bytes | None, error: RpcError | None) -> None:
+        with self._lock:
+            self._finish(call, reply, error)
+
+    def _finish(self, call: _Call, reply: bytes | None = None, error: RpcError | None = None) -> None:
+        """Complete a call exactly once. Hold the lock."""
+        if call._finished:
+            return
+        call._finished = True
+        self._unfinished.discard(call)
+        if error is None:
+            self._total_bytes += len(reply)
+        call.reply, call.error = reply, error
+        call._done.release()
+        if call._future is not None:
+            call._resolve_future()
+
+    def _fail_dead_calls(self) -> None:
+        """Fail every active call whose end or server just died. Hold the lock."""
+        for call in [c for c in self._unfinished if c.phase == _ACTIVE and self._is_dead(c)]:
+            self._finish(call, error=Stopped(f"server of end {call.end_name!r} is gone"))

@@ -1,0 +1,126 @@
+"""The two kinds of threads the network runs: one timer thread and a pool of handler workers.
+
+Delayed messages wait in the timer's heap, not on a sleeping thread each, so hundreds of calls
+in flight cost a heap entry apiece. Handlers run on pool threads because a handler may block
+(a KV server waits for Raft) and the caller must still be failed if its server dies meanwhile.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from queue import SimpleQueue
+from typing import Any, Callable
+
+log = logging.getLogger("labrpc")
+
+__all__ = ["TimerQueue", "WorkerPool"]
+
+
+class TimerQueue:
+    """Runs callbacks at their due time on one thread. Callbacks must be short."""
+
+    def __init__(self, name: str) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._seq = itertools.count()  # tie-breaker: equal due times run in schedule order
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"{name}-timer", daemon=True)
+        self._thread.start()
+
+    def schedule(self, delay: float, callback: Callable[..., None], *args: Any) -> None:
+        """Run `callback(*args)` after `delay` seconds (dropped silently once closed)."""
+        due = time.monotonic() + delay
+        with self._cond:
+            if self._closed:
+                return
+            heapq.heappush(self._heap, (due, next(self._seq), callback, args))
+            if self._heap[0][0] == due:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed:
+                    now = time.monotonic()
+                    if self._heap and self._heap[0][0] <= now:
+                        break
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+                if self._closed:
+                    return
+                _, _, callback, args = heapq.heappop(self._heap)
+            try:
+                callback(*args)
+            except Exception:  # a broken callback must not stop every later timer
+                log.exception("labrpc timer callback %r failed", callback)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread; pending callbacks are discarded (the network fails their calls)."""
+        with self._cond:
+            self._closed = True
+            self._heap.clear()
+            self._cond.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+
+_STOP = object()
+
+
+class WorkerPool:
+    """A pool that grows to the largest number of jobs running at once and stops on `close()`."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._jobs: SimpleQueue = SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # workers waiting for a job and not yet promised one
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def submit(self, job: Callable[[Any], None], arg: Any) -> None:
+        """Run `job(arg)` on a pool thread, starting a new one when none is idle."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("worker pool is closed")
+            if self._idle:
+                self._idle -= 1
+                thread = None
+            else:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._name}-worker-{len(self._threads)}",
+                    daemon=True,
+                )
+                self._threads.append(thread)
+        self._jobs.put((job, arg))
+        if thread is not None:
+            thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is _STOP:
+                return
+            job, arg = item
+            try:
+                job(arg)
+            except Exception:
+                log.exception("labrpc worker job %r failed", job)
+            with self._lock:
+                self._idle += 1
+
+    def close(self, timeout: float = 2.0) -> list[threading.Thread]:
+        """Stop idle workers; return the threads still busy in a job after `timeout`."""
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._jobs.put(_STOP)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return [t for t in threads if t.is_alive()]

@@ -1,0 +1,1 @@
+"""raftlabs command line and tools: `labs --help`."""

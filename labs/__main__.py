@@ -1,0 +1,3 @@
+from labs.cli import main
+
+raise SystemExit(main())
