@@ -225,21 +225,23 @@ class Network:
     def enable(self, end: ClientEnd | str, enabled: bool) -> None:
         with self._lock:
             self._end_state(end).enabled = enabled
-            if not enabled:
-                self._fail_dead_calls()
+            failed = [] if enabled else self._fail_dead_calls()
+        _resolve_futures(failed)
 
     def add_server(self, server: Server) -> None:
         """Register (or replace) the server called `server.name`."""
         with self._lock:
             self._servers[server.name] = server
             self._server_counts.setdefault(server.name, 0)
-            self._fail_dead_calls()
+            failed = self._fail_dead_calls()
+        _resolve_futures(failed)
 
     def delete_server(self, name: str) -> None:
         """Crash a server: calls in flight to it fail at once, and their replies are lost."""
         with self._lock:
             self._servers.pop(name, None)
-            self._fail_dead_calls()
+            failed = self._fail_dead_calls()
+        _resolve_futures(failed)
 
     # --- counters ---------------------------------------------------------------------------------
 
@@ -273,6 +275,7 @@ class Network:
             calls = list(self._unfinished)
             for call in calls:
                 self._finish(call, error=Stopped("the network was shut down"))
+        _resolve_futures(calls)
         self._timers.close(timeout)
         return self._workers.close(timeout)
 
@@ -342,8 +345,13 @@ class Network:
                 return
             if self._is_dead(call):
                 self._finish(call, error=Stopped(f"server of end {call.end_name!r} is gone"))
-                return
-            self._server_counts[call.server.name] += 1
+                dead = True
+            else:
+                self._server_counts[call.server.name] += 1
+                dead = False
+        if dead:
+            _resolve_futures([call])
+            return
         try:
             reply, error = call.server.dispatch(call.method.full_name, call.request), None
         except RpcError as exc:
@@ -357,21 +365,22 @@ class Network:
                 # The server crashed or was cut off while handling: its answer never arrives.
                 self._finish(call, error=Stopped(f"server {call.server.name!r} died during "
                                                  f"{call.method.full_name}"))
-                return
-            if not self._reliable and self._random.random() < DROP_REPLY_PROBABILITY:
+            elif not self._reliable and self._random.random() < DROP_REPLY_PROBABILITY:
                 self._finish(call, error=Timeout(f"{call.method.full_name}: reply lost"))
-                return
-            if self._long_reordering and self._random.random() < REORDER_PROBABILITY:
+            elif self._long_reordering and self._random.random() < REORDER_PROBABILITY:
                 spread = self._random.randrange(1 + self._random.randrange(REORDER_SPREAD_MS))
                 call.phase = _SETTLED
                 self._timers.schedule((REORDER_BASE_MS + spread) / 1000, self._finish_locked,
                                       call, reply, error)
                 return
-            self._finish(call, reply, error)
+            else:
+                self._finish(call, reply, error)
+        _resolve_futures([call])
 
     def _finish_locked(self, call: _Call, reply: bytes | None, error: RpcError | None) -> None:
         with self._lock:
             self._finish(call, reply, error)
+        _resolve_futures([call])
 
     def _finish(self, call: _Call, reply: bytes | None = None, error: RpcError | None = None) -> None:
         """Complete a call exactly once. Hold the lock."""
@@ -383,10 +392,18 @@ class Network:
             self._total_bytes += len(reply)
         call.reply, call.error = reply, error
         call._done.release()
+
+    def _fail_dead_calls(self) -> list[_Call]:
+        """Fail every active call whose end or server just died. Hold the lock."""
+        dead = [c for c in self._unfinished if c.phase == _ACTIVE and self._is_dead(c)]
+        for call in dead:
+            self._finish(call, error=Stopped(f"server of end {call.end_name!r} is gone"))
+        return dead
+
+
+def _resolve_futures(calls: list[_Call]) -> None:
+    """Complete the Futures of finished calls. Never under the network lock: a Future's
+    callbacks run here and may call back into the network."""
+    for call in calls:
         if call._future is not None:
             call._resolve_future()
-
-    def _fail_dead_calls(self) -> None:
-        """Fail every active call whose end or server just died. Hold the lock."""
-        for call in [c for c in self._unfinished if c.phase == _ACTIVE and self._is_dead(c)]:
-            self._finish(call, error=Stopped(f"server of end {call.end_name!r} is gone"))
