@@ -1,0 +1,653 @@
+"""Lab 2: a Raft peer (election 2A, log replication 2B, persistence 2C, snapshots 2D).
+
+The tester (and, in lab 3, your KV server) drives a peer through `Node`:
+
+    node = Node(Raft(peers, me, persister, apply_ch))
+    index, term = node.start(command)   # raises NotLeader on a non-leader
+    ...                                 # committed commands arrive on apply_ch as ApplyCommand
+
+Layout, following Figure 2 of the Raft paper (extended version) section by section:
+
+* `Log`: the entries after the last snapshot, indexed from 1 as in the paper.
+* `Raft`: the state of Figure 2 and its rules as plain methods that change state under one lock
+  and do no network I/O (`_handle_*` for RPCs received, `_on_*_reply` for replies).
+* Threads, at the end of `Raft`: an election ticker, one replicator per peer and an applier.
+  They only wait, send RPCs and feed the apply queue; every decision is made by the rules above.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from enum import Enum
+from typing import Callable
+
+import labcodec
+from labrpc import RpcError
+from proto.raftpb import (
+    AppendEntriesArgs, AppendEntriesReply, InstallSnapshotArgs, InstallSnapshotReply, LogEntry,
+    PersistentState, RaftClient, RequestVoteArgs, RequestVoteReply,
+)
+from raft.persister import Persister
+
+__all__ = ["ApplyCommand", "ApplySnapshot", "ApplyMsg", "State", "NotLeader", "Raft", "Node"]
+
+log = logging.getLogger("raft")
+
+# Timing. The tester expects a new leader within 5 s of a failure and at most 10 RPCs per second
+# per pair of peers when idle, so heartbeats go every 100 ms and an election timeout is several
+# heartbeats long (unreliable networks lose 1 round trip in 5), randomized to split no votes.
+HEARTBEAT_INTERVAL = 0.100
+ELECTION_TIMEOUT_MIN = 0.400
+ELECTION_TIMEOUT_MAX = 0.800
+KILL_JOIN_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class ApplyCommand:
+    """A committed command: `data` is the encoded command given to `start()`."""
+
+    data: bytes
+    index: int
+
+
+@dataclass(frozen=True)
+class ApplySnapshot:
+    """A snapshot from the leader; the service answers with `cond_install_snapshot`."""
+
+    data: bytes
+    term: int
+    index: int
+
+
+ApplyMsg = ApplyCommand | ApplySnapshot
+
+
+@dataclass(frozen=True)
+class State:
+    term: int
+    is_leader: bool
+
+
+class NotLeader(Exception):
+    """`start()` was called on a peer that is not the leader."""
+
+
+class Role(Enum):
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+class Log:
+    """The log after the snapshot: entry `i` (1-based, as in the paper) is at position
+    `i - snapshot_index - 1` of `entries`; `snapshot_index`/`snapshot_term` describe the last
+    entry the snapshot replaced (0/0 without a snapshot)."""
+
+    def __init__(self, snapshot_index: int = 0, snapshot_term: int = 0,
+                 entries: list[LogEntry] | None = None) -> None:
+        self.snapshot_index = snapshot_index
+        self.snapshot_term = snapshot_term
+        self.entries: list[LogEntry] = entries or []
+
+    @property
+    def last_index(self) -> int:
+        return self.snapshot_index + len(self.entries)
+
+    @property
+    def last_term(self) -> int:
+        return self.entries[-1].term if self.entries else self.snapshot_term
+
+    def has(self, index: int) -> bool:
+        """True if the term of entry `index` is known (in the log, or the snapshot's last)."""
+        return self.snapshot_index <= index <= self.last_index
+
+    def term_at(self, index: int) -> int:
+        if index == self.snapshot_index:
+            return self.snapshot_term
+        return self.entries[index - self.snapshot_index - 1].term
+
+    def entry(self, index: int) -> LogEntry:
+        return self.entries[index - self.snapshot_index - 1]
+
+    def entries_from(self, index: int) -> list[LogEntry]:
+        return self.entries[index - self.snapshot_index - 1:]
+
+    def first_index_of_term(self, index: int) -> int:
+        """The first index (after the snapshot) holding the same term as entry `index`."""
+        term = self.term_at(index)
+        while index - 1 > self.snapshot_index and self.term_at(index - 1) == term:
+            index -= 1
+        return index
+
+    def last_index_of_term(self, term: int) -> int | None:
+        """The last index holding `term`, or None if no entry after the snapshot has it."""
+        for index in range(self.last_index, self.snapshot_index, -1):
+            entry_term = self.term_at(index)
+            if entry_term == term:
+                return index
+            if entry_term < term:
+                break
+        return None
+
+    def append(self, entries: list[LogEntry]) -> None:
+        self.entries.extend(entries)
+
+    def truncate_after(self, index: int) -> None:
+        """Delete every entry after `index`."""
+        del self.entries[index - self.snapshot_index:]
+
+    def compact(self, index: int, term: int) -> None:
+        """Drop everything up to `index`, now covered by a snapshot whose last entry has `term`.
+        Entries after `index` stay if entry `index` matches `term` (section 7, step 6)."""
+        if self.has(index) and index <= self.last_index and self.term_at(index) == term:
+            self.entries = self.entries_from(index + 1)
+        else:
+            self.entries = []
+        self.snapshot_index, self.snapshot_term = index, term
+
+
+class Raft:
+    """One Raft peer: Figure 2's state and rules, plus the threads that drive them."""
+
+    def __init__(self, peers: list[RaftClient], me: int, persister: Persister,
+                 apply_ch: queue.Queue) -> None:
+        self.peers = peers
+        self.me = me
+        self.persister = persister
+        self.apply_ch = apply_ch
+        # One lock guards every field below; each Condition waits on it.
+        self._lock = threading.Lock()
+        self._dead = False
+
+        # Persistent state on all servers (saved before answering any RPC).
+        self.current_term = 0
+        self.voted_for: int | None = None
+        self.log = Log()
+
+        # Volatile state on all servers.
+        self.role = Role.FOLLOWER
+        self.commit_index = 0
+        self.last_applied = 0
+        self.election_deadline = 0.0
+
+        # Volatile state on candidates: who voted for us in `current_term`.
+        self.votes: set[int] = set()
+
+        # Volatile state on leaders (reinitialized after election).
+        self.next_index = [1] * len(peers)
+        self.match_index = [0] * len(peers)
+        self.last_sent = [0.0] * len(peers)       # when the last RPC to each peer left
+        self.in_flight = [False] * len(peers)      # an RPC to the peer awaits its reply
+        self.commit_sent = [0] * len(peers)        # the leader_commit last sent to each peer
+
+        # Snapshot hand-off to the service (2D): a snapshot from the leader waits here until
+        # the applier delivers it, and the applier then pauses until cond_install_snapshot.
+        self.pending_snapshot: InstallSnapshotArgs | None = None
+        self.awaiting_snapshot_decision = False
+
+        self._ticker_wakeup = threading.Condition(self._lock)
+        self._replicator_wakeups = [threading.Condition(self._lock) for _ in peers]
+        self._applier_wakeup = threading.Condition(self._lock)
+        self._threads: list[threading.Thread] = []
+
+        self._restore(persister.raft_state())
+        self.commit_index = self.last_applied = self.log.snapshot_index
+        self._reset_election_timer()
+
+    # ---------------------------------------------------------------------------------------------
+    # Persistence (Figure 2: "updated on stable storage before responding to RPCs")
+
+    def _encode_state(self) -> bytes:
+        state = PersistentState(
+            current_term=self.current_term,
+            snapshot_index=self.log.snapshot_index,
+            snapshot_term=self.log.snapshot_term,
+        )
+        if self.voted_for is not None:
+            state.voted_for = self.voted_for
+        state.log.extend(self.log.entries)
+        return labcodec.encode(state)
+
+    def _persist(self) -> None:
+        self.persister.save_raft_state(self._encode_state())
+
+    def _persist_with_snapshot(self, snapshot: bytes) -> None:
+        self.persister.save_state_and_snapshot(self._encode_state(), snapshot)
+
+    def _restore(self, data: bytes) -> None:
+        """Bring back the state saved by `_persist` (nothing to do on a first boot)."""
+        if not data:
+            return
+        state = labcodec.decode(data, PersistentState)
+        self.current_term = state.current_term
+        self.voted_for = state.voted_for if state.HasField("voted_for") else None
+        self.log = Log(state.snapshot_index, state.snapshot_term, list(state.log))
+
+    # ---------------------------------------------------------------------------------------------
+    # Rules for all servers
+
+    def _become_follower(self, term: int) -> None:
+        """A higher term was seen: adopt it and forget our vote (Figure 2, all servers)."""
+        if term > self.current_term:
+            self.current_term, self.voted_for = term, None
+            self._persist()
+        if self.role is not Role.FOLLOWER:
+            log.debug("S%d: back to follower in term %d", self.me, self.current_term)
+            self.role = Role.FOLLOWER
+            self._ticker_wakeup.notify()
+
+    def _reset_election_timer(self) -> None:
+        timeout = random.uniform(ELECTION_TIMEOUT_MIN, ELECTION_TIMEOUT_MAX)
+        self.election_deadline = time.monotonic() + timeout
+
+    def _is_up_to_date(self, last_log_index: int, last_log_term: int) -> bool:
+        """The election restriction (section 5.4.1): is a candidate's log at least as recent?"""
+        if last_log_term != self.log.last_term:
+            return last_log_term > self.log.last_term
+        return last_log_index >= self.log.last_index
+
+    # ---------------------------------------------------------------------------------------------
+    # RequestVote RPC: receiver implementation
+
+    def _handle_request_vote(self, args: RequestVoteArgs) -> RequestVoteReply:
+        if args.term > self.current_term:
+            self._become_follower(args.term)
+        if args.term < self.current_term:
+            return RequestVoteReply(term=self.current_term, vote_granted=False)
+        if (self.voted_for in (None, args.candidate_id)
+                and self._is_up_to_date(args.last_log_index, args.last_log_term)):
+            if self.voted_for is None:
+                self.voted_for = args.candidate_id
+                self._persist()
+            self._reset_election_timer()
+            log.debug("S%d: voted for S%d in term %d", self.me, args.candidate_id, self.current_term)
+            return RequestVoteReply(term=self.current_term, vote_granted=True)
+        return RequestVoteReply(term=self.current_term, vote_granted=False)
+
+    # ---------------------------------------------------------------------------------------------
+    # Candidates (section 5.2)
+
+    def _start_election(self) -> RequestVoteArgs:
+        """Election timeout: increment the term, vote for ourselves, ask everyone else."""
+        self.role = Role.CANDIDATE
+        self.current_term += 1
+        self.voted_for = self.me
+        self.votes = {self.me}
+        self._persist()
+        self._reset_election_timer()
+        log.debug("S%d: starts an election for term %d", self.me, self.current_term)
+        return RequestVoteArgs(term=self.current_term, candidate_id=self.me,
+                               last_log_index=self.log.last_index, last_log_term=self.log.last_term)
+
+    def _on_vote_reply(self, peer: int, args: RequestVoteArgs, reply: RequestVoteReply) -> None:
+        if reply.term > self.current_term:
+            self._become_follower(reply.term)
+            return
+        if self.role is not Role.CANDIDATE or self.current_term != args.term:
+            return  # a stale reply from an election we are no longer running
+        if reply.vote_granted:
+            self.votes.add(peer)
+            if len(self.votes) * 2 > len(self.peers):
+                self._become_leader()
+
+    # ---------------------------------------------------------------------------------------------
+    # Leaders (sections 5.3, 5.4)
+
+    def _become_leader(self) -> None:
+        log.debug("S%d: leader of term %d", self.me, self.current_term)
+        self.role = Role.LEADER
+        for peer in range(len(self.peers)):
+            self.next_index[peer] = self.log.last_index + 1
+            self.match_index[peer] = 0
+            self.last_sent[peer] = 0.0  # announce ourselves with a heartbeat right away
+            self.commit_sent[peer] = 0
+        self.match_index[self.me] = self.log.last_index
+        for wakeup in self._replicator_wakeups:
+            wakeup.notify()
+
+    def _start_command(self, command: bytes) -> tuple[int, int]:
+        """Start(): append to our own log; the replicators send it at once."""
+        if self._dead:
+            raise NotLeader(f"S{self.me} was killed")
+        if self.role is not Role.LEADER:
+            raise NotLeader(f"S{self.me} is not the leader (term {self.current_term})")
+        self.log.append([LogEntry(term=self.current_term, command=command)])
+        self._persist()
+        self.match_index[self.me] = self.log.last_index
+        for peer, wakeup in enumerate(self._replicator_wakeups):
+            if peer != self.me:
+                wakeup.notify()
+        return self.log.last_index, self.current_term
+
+    def _needs_send(self, peer: int, now: float) -> bool:
+        """Send to `peer` now? New entries or a new commit index go out as soon as the last
+        RPC is answered; otherwise a heartbeat every HEARTBEAT_INTERVAL."""
+        if now - self.last_sent[peer] >= HEARTBEAT_INTERVAL:
+            return True
+        if self.in_flight[peer]:
+            return False
+        return (self.next_index[peer] <= self.log.last_index
+                or self.commit_sent[peer] < self.commit_index)
+
+    def _replication_args(self, peer: int) -> AppendEntriesArgs | InstallSnapshotArgs:
+        """What `peer` needs next: entries from next_index, or our snapshot if they are gone."""
+        next_index = self.next_index[peer]
+        if next_index <= self.log.snapshot_index:
+            return InstallSnapshotArgs(
+                term=self.current_term, leader_id=self.me,
+                last_included_index=self.log.snapshot_index,
+                last_included_term=self.log.snapshot_term, data=self.persister.snapshot())
+        prev = next_index - 1
+        self.commit_sent[peer] = self.commit_index
+        return AppendEntriesArgs(
+            term=self.current_term, leader_id=self.me, prev_log_index=prev,
+            prev_log_term=self.log.term_at(prev), entries=self.log.entries_from(next_index),
+            leader_commit=self.commit_index)
+
+    def _on_append_entries_reply(self, peer: int, args: AppendEntriesArgs,
+                                 reply: AppendEntriesReply) -> None:
+        if reply.term > self.current_term:
+            self._become_follower(reply.term)
+            return
+        if self.role is not Role.LEADER or self.current_term != args.term:
+            return
+        if reply.success:
+            match = args.prev_log_index + len(args.entries)
+            if match > self.match_index[peer]:
+                self.match_index[peer] = match
+                self._advance_commit_index()
+            self.next_index[peer] = max(self.next_index[peer], match + 1)
+            return
+        # Fast backup (section 5.3, end): skip the follower's whole conflicting term at once.
+        if reply.conflict_term:
+            last = self.log.last_index_of_term(reply.conflict_term)
+            next_index = last + 1 if last is not None else reply.conflict_index
+        else:
+            next_index = reply.conflict_index
+        self.next_index[peer] = max(self.match_index[peer] + 1, min(next_index, args.prev_log_index))
+
+    def _on_install_snapshot_reply(self, peer: int, args: InstallSnapshotArgs,
+                                   reply: InstallSnapshotReply) -> None:
+        if reply.term > self.current_term:
+            self._become_follower(reply.term)
+            return
+        if self.role is not Role.LEADER or self.current_term != args.term:
+            return
+        self.match_index[peer] = max(self.match_index[peer], args.last_included_index)
+        self.next_index[peer] = max(self.next_index[peer], args.last_included_index + 1)
+
+    def _advance_commit_index(self) -> None:
+        """Commit the highest N replicated on a majority, if log[N] is from our term (5.4.2)."""
+        majority = len(self.peers) // 2 + 1
+        for n in range(self.log.last_index, self.commit_index, -1):
+            if self.log.term_at(n) != self.current_term:
+                break  # older terms commit only indirectly (Figure 8)
+            if sum(1 for m in self.match_index if m >= n) >= majority:
+                self.commit_index = n
+                log.debug("S%d: commit index %d", self.me, n)
+                self._applier_wakeup.notify()
+                for peer, wakeup in enumerate(self._replicator_wakeups):
+                    if peer != self.me:
+                        wakeup.notify()
+                return
+
+    # ---------------------------------------------------------------------------------------------
+    # AppendEntries RPC: receiver implementation
+
+    def _accept_leader(self, term: int) -> None:
+        """A valid leader for `term` exists: follow it and hold off our own election."""
+        self._become_follower(term)
+        self._reset_election_timer()
+
+    def _handle_append_entries(self, args: AppendEntriesArgs) -> AppendEntriesReply:
+        if args.term < self.current_term:
+            return AppendEntriesReply(term=self.current_term, success=False)
+        self._accept_leader(args.term)
+        prev, entries = args.prev_log_index, list(args.entries)
+        if prev < self.log.snapshot_index:
+            # The start of this batch is already in our snapshot, hence committed: skip it.
+            skip = self.log.snapshot_index - prev
+            if skip > len(entries):
+                return AppendEntriesReply(term=self.current_term, success=True)
+            prev, entries = self.log.snapshot_index, entries[skip:]
+        elif prev > self.log.last_index:
+            return AppendEntriesReply(term=self.current_term, success=False, conflict_term=0,
+                                      conflict_index=self.log.last_index + 1)
+        elif self.log.term_at(prev) != args.prev_log_term:
+            return AppendEntriesReply(term=self.current_term, success=False,
+                                      conflict_term=self.log.term_at(prev),
+                                      conflict_index=self.log.first_index_of_term(prev))
+        # Delete a conflicting entry and all that follow it; append entries not in the log.
+        # Entries that match stay: a delayed, shorter AppendEntries must not shorten the log.
+        changed = False
+        for offset, entry in enumerate(entries):
+            index = prev + 1 + offset
+            if index <= self.log.last_index and self.log.term_at(index) == entry.term:
+                continue
+            self.log.truncate_after(index - 1)
+            self.log.append(entries[offset:])
+            changed = True
+            break
+        if changed:
+            self._persist()
+        last_new = prev + len(entries)
+        if args.leader_commit > self.commit_index:
+            self.commit_index = max(self.commit_index, min(args.leader_commit, last_new))
+            self._applier_wakeup.notify()
+        return AppendEntriesReply(term=self.current_term, success=True)
+
+    # ---------------------------------------------------------------------------------------------
+    # InstallSnapshot RPC (Figure 13) and the service's snapshots (section 7)
+
+    def _handle_install_snapshot(self, args: InstallSnapshotArgs) -> InstallSnapshotReply:
+        if args.term < self.current_term:
+            return InstallSnapshotReply(term=self.current_term)
+        self._accept_leader(args.term)
+        newest = self.pending_snapshot.last_included_index if self.pending_snapshot else 0
+        if args.last_included_index > max(self.commit_index, newest):
+            # The service decides, in apply order, through cond_install_snapshot.
+            self.pending_snapshot = args
+            self._applier_wakeup.notify()
+        return InstallSnapshotReply(term=self.current_term)
+
+    def _cond_install_snapshot(self, term: int, index: int, data: bytes) -> bool:
+        """Install a snapshot the service received from the applier, unless entries it covers
+        were committed meanwhile (then the service keeps applying the log instead)."""
+        self.awaiting_snapshot_decision = False
+        self._applier_wakeup.notify()
+        if index <= self.commit_index:
+            return False
+        self.log.compact(index, term)
+        self.commit_index = self.last_applied = index
+        self._persist_with_snapshot(data)
+        log.debug("S%d: installed snapshot through index %d", self.me, index)
+        return True
+
+    def _snapshot(self, index: int, data: bytes) -> None:
+        """The service has a snapshot of every command through `index`: drop them from the log."""
+        if index <= self.log.snapshot_index:
+            return  # an older snapshot than the one we have
+        if index > self.last_applied:
+            raise ValueError(f"snapshot({index}) is beyond the last applied index {self.last_applied}")
+        self.log.compact(index, self.log.term_at(index))
+        self._persist_with_snapshot(data)
+        log.debug("S%d: snapshot through index %d", self.me, index)
+
+    # ---------------------------------------------------------------------------------------------
+    # Applying committed entries (Figure 2: "if commitIndex > lastApplied, apply")
+
+    def _next_apply_batch(self) -> list[ApplyMsg]:
+        if self.pending_snapshot is not None:
+            snapshot, self.pending_snapshot = self.pending_snapshot, None
+            if snapshot.last_included_index > self.commit_index:
+                self.awaiting_snapshot_decision = True
+                return [ApplySnapshot(snapshot.data, snapshot.last_included_term,
+                                      snapshot.last_included_index)]
+        first = self.last_applied + 1
+        batch = [ApplyCommand(self.log.entry(i).command, i) for i in range(first, self.commit_index + 1)]
+        self.last_applied = self.commit_index
+        return batch
+
+    def _has_work_to_apply(self) -> bool:
+        return not self.awaiting_snapshot_decision and (
+            self.pending_snapshot is not None or self.last_applied < self.commit_index)
+
+    # ---------------------------------------------------------------------------------------------
+    # Threads: they wait, send and deliver; the rules above decide.
+
+    def start_threads(self) -> None:
+        self._spawn(self._run_ticker, "ticker")
+        self._spawn(self._run_applier, "applier")
+        for peer in range(len(self.peers)):
+            if peer != self.me:
+                self._spawn(lambda p=peer: self._run_replicator(p), f"replicator-{peer}")
+
+    def _spawn(self, target: Callable[[], None], role: str) -> None:
+        thread = threading.Thread(target=target, name=f"raft-S{self.me}-{role}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _run_ticker(self) -> None:
+        """Start an election whenever the election timeout passes without a leader."""
+        while True:
+            with self._lock:
+                while not self._dead:
+                    now = time.monotonic()
+                    if self.role is not Role.LEADER and now >= self.election_deadline:
+                        break
+                    wait = None if self.role is Role.LEADER else self.election_deadline - now
+                    self._ticker_wakeup.wait(wait)
+                if self._dead:
+                    return
+                args = self._start_election()
+            for peer, client in enumerate(self.peers):
+                if peer != self.me:
+                    self._send(client.request_vote, args, peer, self._on_vote_reply)
+
+    def _run_replicator(self, peer: int) -> None:
+        """While leader: keep `peer` up to date, and send heartbeats when there is nothing new."""
+        wakeup = self._replicator_wakeups[peer]
+        client = self.peers[peer]
+        while True:
+            with self._lock:
+                while not self._dead:
+                    if self.role is Role.LEADER:
+                        now = time.monotonic()
+                        if self._needs_send(peer, now):
+                            break
+                        wakeup.wait(self.last_sent[peer] + HEARTBEAT_INTERVAL - now)
+                    else:
+                        wakeup.wait()
+                if self._dead:
+                    return
+                args = self._replication_args(peer)
+                self.last_sent[peer] = time.monotonic()
+                self.in_flight[peer] = True
+            if isinstance(args, AppendEntriesArgs):
+                self._send(client.append_entries, args, peer, self._on_append_entries_reply)
+            else:
+                self._send(client.install_snapshot, args, peer, self._on_install_snapshot_reply)
+
+    def _send(self, rpc, args, peer: int, on_reply: Callable) -> None:
+        """Send without waiting; the reply (or failure) is handled under the lock when it comes."""
+        def done(future: Future) -> None:
+            with self._lock:
+                if self._dead:
+                    return
+                if not isinstance(args, RequestVoteArgs):
+                    self.in_flight[peer] = False
+                try:
+                    reply = future.result()
+                except RpcError:
+                    return  # no answer: the next heartbeat tries again
+                on_reply(peer, args, reply)
+                if self.role is Role.LEADER:
+                    self._replicator_wakeups[peer].notify()
+        try:
+            rpc.future(args).add_done_callback(done)
+        except RpcError:
+            pass  # the network is shut down
+
+    def _run_applier(self) -> None:
+        """Deliver committed entries in order, never holding the lock while putting."""
+        while True:
+            with self._lock:
+                while not self._dead and not self._has_work_to_apply():
+                    self._applier_wakeup.wait()
+                if self._dead:
+                    return
+                batch = self._next_apply_batch()
+            for msg in batch:
+                self.apply_ch.put(msg)
+
+    def kill(self) -> None:
+        with self._lock:
+            self._dead = True
+            for condition in (self._ticker_wakeup, self._applier_wakeup, *self._replicator_wakeups):
+                condition.notify_all()
+        current = threading.current_thread()
+        deadline = time.monotonic() + KILL_JOIN_TIMEOUT
+        for thread in self._threads:
+            if thread is not current:
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+
+class Node:
+    """The handle the tester and the KV server hold: the public API of one Raft peer."""
+
+    def __init__(self, raft: Raft) -> None:
+        self.raft = raft
+        raft.start_threads()
+
+    def start(self, command) -> tuple[int, int]:
+        """Start agreement on `command` (a protobuf message); return (index, term) at once.
+
+        Raises NotLeader if this peer is not the leader. The entry may still never commit.
+        """
+        data = labcodec.encode(command)
+        with self.raft._lock:
+            return self.raft._start_command(data)
+
+    def term(self) -> int:
+        return self.get_state().term
+
+    def is_leader(self) -> bool:
+        return self.get_state().is_leader
+
+    def get_state(self) -> State:
+        with self.raft._lock:
+            return State(self.raft.current_term, self.raft.role is Role.LEADER)
+
+    def kill(self) -> None:
+        """Stop this peer's threads. The tester calls it on a crash; the peer must go quiet."""
+        self.raft.kill()
+
+    def snapshot(self, index: int, data: bytes) -> None:
+        """The service has applied everything through `index`; `data` replaces that prefix."""
+        with self.raft._lock:
+            self.raft._snapshot(index, data)
+
+    def cond_install_snapshot(self, term: int, index: int, data: bytes) -> bool:
+        """Answer to an ApplySnapshot: True if the service should switch to this snapshot."""
+        with self.raft._lock:
+            return self.raft._cond_install_snapshot(term, index, data)
+
+    # RPC handlers, called by labrpc for the `Raft` service of raft.proto.
+
+    def request_vote(self, args: RequestVoteArgs) -> RequestVoteReply:
+        with self.raft._lock:
+            return self.raft._handle_request_vote(args)
+
+    def append_entries(self, args: AppendEntriesArgs) -> AppendEntriesReply:
+        with self.raft._lock:
+            return self.raft._handle_append_entries(args)
+
+    def install_snapshot(self, args: InstallSnapshotArgs) -> InstallSnapshotReply:
+        with self.raft._lock:
+            return self.raft._handle_install_snapshot(args)
