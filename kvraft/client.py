@@ -1,0 +1,71 @@
+"""Lab 3: the clerk, the client library of the KV service.
+
+A clerk sends one request at a time and retries until some server, the leader, applies it.
+Each request carries the clerk's name and a sequence number so that a retry of a request the
+service already applied is recognised and not applied twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import uuid
+
+from labrpc import RpcError
+from proto.kvraftpb import GetRequest, KvClient, Op, PutAppendRequest
+
+__all__ = ["Clerk"]
+
+log = logging.getLogger("kvraft.client")
+
+# After asking every server once without success (an election is probably running), pause
+# before the next round instead of flooding the network.
+ROUND_PAUSE = 0.05
+
+
+class Clerk:
+    """Get/Put/Append against the replicated service; each call returns once it took effect."""
+
+    def __init__(self, name: str, servers: list[KvClient]) -> None:
+        self.name = name
+        self.servers = servers
+        # Unique across restarts of the test process, so stale dedup state never matches.
+        self.client_id = f"{name}-{uuid.uuid4().hex[:12]}"
+        self._seq = itertools.count(1)
+        self._leader = 0  # the server that answered last: try it first
+
+    def __repr__(self) -> str:
+        return f"Clerk({self.name!r})"
+
+    def get(self, key: str) -> str:
+        """The current value of `key`, or "" if it has none."""
+        request = GetRequest(key=key, client=self.client_id, seq=next(self._seq))
+        return self._call(lambda server: server.get(request)).value
+
+    def put(self, key: str, value: str) -> None:
+        """Replace the value of `key`."""
+        self._put_append(key, value, Op.PUT)
+
+    def append(self, key: str, value: str) -> None:
+        """Append `value` to the value of `key` ("" if it has none)."""
+        self._put_append(key, value, Op.APPEND)
+
+    def _put_append(self, key: str, value: str, op: Op) -> None:
+        request = PutAppendRequest(key=key, value=value, op=op, client=self.client_id,
+                                   seq=next(self._seq))
+        self._call(lambda server: server.put_append(request))
+
+    def _call(self, send):
+        """Try servers from the last known leader on, until one applies the request."""
+        while True:
+            for offset in range(len(self.servers)):
+                i = (self._leader + offset) % len(self.servers)
+                try:
+                    reply = send(self.servers[i])
+                except RpcError:
+                    continue
+                if not reply.wrong_leader and not reply.err:
+                    self._leader = i
+                    return reply
+            time.sleep(ROUND_PAUSE)

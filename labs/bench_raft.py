@@ -1,0 +1,94 @@
+"""Raft benchmarks: agreement latency on a quiet network, and the cost of each part's suite."""
+
+from __future__ import annotations
+
+import queue
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PARTS = ("2a", "2b", "2c", "2d")
+AGREEMENTS = 1000
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
+
+
+def agreement_latency(servers: int = 3, commands: int = AGREEMENTS) -> dict[str, float]:
+    """Milliseconds from `start()` until every server has applied the command, one at a time."""
+    import labrpc
+    from proto.raftpb import LogEntry, RaftClient, RaftService
+    from raft.persister import MemoryPersister
+    from raft.raft import Node, Raft
+
+    net = labrpc.Network()
+    ends = [[net.create_client(f"bench-{i}-{j}") for j in range(servers)] for i in range(servers)]
+    apply_queues: list[queue.Queue] = [queue.Queue() for _ in range(servers)]
+    nodes = []
+    for i in range(servers):
+        for j in range(servers):
+            net.connect(ends[i][j], f"server-{j}")
+            net.enable(ends[i][j], True)
+        node = Node(Raft([RaftClient(e) for e in ends[i]], i, MemoryPersister(), apply_queues[i]))
+        server = labrpc.Server(f"server-{i}")
+        server.add_service(RaftService, node)
+        net.add_server(server)
+        nodes.append(node)
+    try:
+        deadline = time.monotonic() + 10
+        while not any(n.is_leader() for n in nodes):
+            if time.monotonic() > deadline:
+                raise RuntimeError("no leader elected within 10 s")
+            time.sleep(0.01)
+        leader = next(n for n in nodes if n.is_leader())
+        latencies = []
+        for k in range(commands):
+            began = time.perf_counter()
+            index, _ = leader.start(LogEntry(term=k))
+            for q in apply_queues:
+                while q.get(timeout=5).index != index:
+                    pass
+            latencies.append((time.perf_counter() - began) * 1000)
+    finally:
+        for node in nodes:
+            node.kill()
+        net.shutdown()
+    latencies.sort()
+    return {"raft_agree_ms_p50": _percentile(latencies, 0.50),
+            "raft_agree_ms_p99": _percentile(latencies, 0.99)}
+
+
+def _max_rss_mb(usage: resource.struct_rusage) -> float:
+    # Linux reports kilobytes, macOS bytes.
+    return usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def suite_costs(lab: str, parts: tuple[str, ...], tests_dir: str) -> dict[str, float]:
+    """Wall and CPU seconds of one run of each part, each in its own pytest process."""
+    metrics: dict[str, float] = {}
+    for part in parts:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        began = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", tests_dir, "--name", f"_{part}", "-q"],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        wall = time.monotonic() - began
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        metrics[f"{lab}_{part}_wall_s"] = round(wall, 1)
+        metrics[f"{lab}_{part}_cpu_s"] = round(cpu, 1)
+        if result.returncode != 0:
+            tail = "\n".join(result.stdout.splitlines()[-15:])
+            print(f"warning: part {part.upper()} failed during the benchmark:\n{tail}", file=sys.stderr)
+            metrics[f"{lab}_{part}_failed"] = 1
+    metrics[f"{lab}_peak_rss_mb"] = round(_max_rss_mb(resource.getrusage(resource.RUSAGE_CHILDREN)), 1)
+    return metrics
+
+
+def raft_metrics() -> dict[str, float]:
+    return {**agreement_latency(), **suite_costs("raft", PARTS, "tests/raft")}
