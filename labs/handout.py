@@ -1,0 +1,303 @@
+"""Generate the student handout from this repository: the framework, tests and docs as they are,
+and the student-owned files with every solution region replaced by a hint.
+
+Solution regions use nbgrader's markers, with the lab part on the opening line:
+
+    ### BEGIN SOLUTION 2B          (in .proto files: // ### BEGIN SOLUTION 2B)
+    ...solution code...
+    ### END SOLUTION
+
+In the handout a region becomes `# Your code here (2B).` at the marker's indentation. A function
+left with nothing but a docstring and hints gets `raise NotImplementedError("Node.start (2B)")`,
+so a test that reaches it fails at once with the stub's name and part.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "STUDENT_FILES", "INSTRUCTOR_ONLY", "MarkerError", "Region", "find_regions",
+    "strip_python", "strip_proto", "strip_file", "build_handout", "check_handout",
+    "solution_identifiers", "commit_to_branch",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The files a student edits and submits; the grader takes only these from a submission.
+STUDENT_FILES = (
+    "raft/raft.py",
+    "kvraft/server.py",
+    "kvraft/client.py",
+    "proto/raft.proto",
+    "proto/kvraft.proto",
+)
+# Never part of a handout: instructor tooling that would be pointless or revealing there.
+INSTRUCTOR_ONLY = (
+    "docs/instructors.md",
+    ".ci/",
+)
+
+_BEGIN = re.compile(r"^(?P<indent>\s*)(?://\s*)?###\s*BEGIN SOLUTION\b(?P<rest>.*)$")
+_END = re.compile(r"^\s*(?://\s*)?###\s*END SOLUTION\b")
+_PART = re.compile(r"\b([2-3][A-Da-d])\b")
+_STUB_PLACEHOLDER = "__handout_stub_{n}__"
+
+
+class MarkerError(ValueError):
+    """Unbalanced or nested solution markers; the message starts with `file:line:`."""
+
+
+@dataclass(frozen=True)
+class Region:
+    begin: int  # 1-based line of the BEGIN marker
+    end: int    # 1-based line of the END marker
+    indent: str
+    parts: tuple[str, ...]
+    optional: bool = False  # `### BEGIN SOLUTION 2A optional`: the stub may stay empty
+
+    @property
+    def label(self) -> str:
+        return ", ".join(self.parts)
+
+
+def find_regions(text: str, path: str = "<text>") -> list[Region]:
+    """The solution regions of a file, checked for balance and nesting."""
+    regions, open_at = [], None
+    for number, line in enumerate(text.splitlines(), start=1):
+        begin = _BEGIN.match(line)
+        if begin:
+            if open_at is not None:
+                raise MarkerError(f"{path}:{number}: BEGIN SOLUTION inside the region opened "
+                                  f"at line {open_at[0]} (regions cannot nest)")
+            rest = begin.group("rest")
+            parts = tuple(p.upper() for p in _PART.findall(rest))
+            open_at = (number, begin.group("indent"), parts, "optional" in rest.split())
+        elif _END.match(line):
+            if open_at is None:
+                raise MarkerError(f"{path}:{number}: END SOLUTION without a BEGIN SOLUTION")
+            regions.append(Region(open_at[0], number, *open_at[1:]))
+            open_at = None
+    if open_at is not None:
+        raise MarkerError(f"{path}:{open_at[0]}: BEGIN SOLUTION is never closed")
+    return regions
+
+
+def _hint(region: Region, comment: str) -> str:
+    parts = f" ({region.label})" if region.parts else ""
+    desired = ", if desired" if region.optional else ""
+    return f"{region.indent}{comment} Your code here{desired}{parts}."
+
+
+def _replace_regions(text: str, path: str, comment: str, with_placeholder: bool) -> tuple[str, list[Region]]:
+    regions = find_regions(text, path)
+    lines = text.splitlines()
+    out: list[str] = []
+    cursor = 0
+    for n, region in enumerate(regions):
+        out.extend(lines[cursor:region.begin - 1])
+        out.append(_hint(region, comment))
+        if with_placeholder:
+            out.append(f"{region.indent}{_STUB_PLACEHOLDER.format(n=n)}")
+        cursor = region.end
+    out.extend(lines[cursor:])
+    return "\n".join(out) + ("\n" if text.endswith("\n") else ""), regions
+
+
+def _qualified_functions(tree: ast.AST) -> list[tuple[str, ast.FunctionDef]]:
+    found = []
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found.append((prefix + child.name, child))
+                visit(child, prefix + child.name + ".")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, prefix + child.name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return found
+
+
+def _is_docstring(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(
+        stmt.value.value, str)
+
+
+def _needs_pass(marked: str, placeholder_line: str) -> bool:
+    """An optional region may be a block's only statement: then `pass` keeps it valid."""
+    without = marked.replace(placeholder_line + "\n", "", 1)
+    try:
+        ast.parse(without)
+    except SyntaxError:
+        return True
+    return False
+
+
+def strip_python(text: str, path: str = "<text>") -> str:
+    """Replace every solution region of a Python file by a hint (and a raise where needed)."""
+    marked, regions = _replace_regions(text, path, "#", with_placeholder=True)
+    try:
+        tree = ast.parse(marked)
+    except SyntaxError as exc:
+        raise MarkerError(f"{path}:{exc.lineno}: the file does not parse once its solution "
+                          f"regions are removed: {exc.msg}") from None
+    stubs: dict[int, str] = {}  # placeholder number -> the NotImplementedError line
+    for name, function in _qualified_functions(tree):
+        body = [s for s in function.body if not _is_docstring(s)]
+        placeholders = [s for s in body if isinstance(s, ast.Expr) and isinstance(s.value, ast.Name)
+                        and s.value.id.startswith("__handout_stub_")]
+        if body and len(placeholders) == len(body):
+            if any(regions[int(p.value.id.removeprefix("__handout_stub_").rstrip("_"))].optional
+                   for p in placeholders):
+                continue
+            first = int(placeholders[0].value.id.removeprefix("__handout_stub_").rstrip("_"))
+            parts = regions[first].label or "?"
+            stubs[first] = f'raise NotImplementedError("{name} ({parts})")'
+    lines = []
+    for line in marked.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("__handout_stub_"):
+            n = int(stripped.removeprefix("__handout_stub_").rstrip("_"))
+            indent = line[: len(line) - len(stripped)]
+            if n in stubs:
+                lines.append(indent + stubs[n])
+            elif regions[n].optional and _needs_pass(marked, line):
+                lines.append(indent + "pass")
+            continue
+        lines.append(line)
+    result = "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+    try:
+        compile(result, path, "exec")
+    except SyntaxError as exc:
+        raise MarkerError(f"{path}:{exc.lineno}: handout version does not compile: {exc.msg}") from None
+    return result
+
+
+def strip_proto(text: str, path: str = "<text>") -> str:
+    """Replace every solution region of a .proto file by a `// Your code here` hint."""
+    return _replace_regions(text, path, "//", with_placeholder=False)[0]
+
+
+def strip_file(path: Path, relative: str) -> str:
+    text = path.read_text()
+    if relative.endswith(".py"):
+        return strip_python(text, relative)
+    if relative.endswith(".proto"):
+        return strip_proto(text, relative)
+    raise ValueError(f"{relative}: no marker syntax for this kind of file")
+
+
+def solution_identifiers(root: Path = REPO_ROOT) -> set[str]:
+    """Names defined (def/class/attribute/assignment) only inside solution regions: none of them
+    may appear in the handout."""
+    inside, outside = set(), set()
+    name = re.compile(r"(?:def|class)\s+(\w+)|self\.(\w+)\s*[:=]|^\s*(\w+)\s*[:=]")
+    for relative in STUDENT_FILES:
+        if not relative.endswith(".py"):
+            continue
+        text = (root / relative).read_text()
+        regions = find_regions(text, relative)
+        in_region = set()
+        for region in regions:
+            in_region.update(range(region.begin, region.end + 1))
+        for number, line in enumerate(text.splitlines(), start=1):
+            for match in name.finditer(line):
+                ident = next(g for g in match.groups() if g)
+                (inside if number in in_region else outside).add(ident)
+    # Short or common names could appear by coincidence (in comments, other files); only
+    # distinctive ones are a reliable sign of leaked solution code.
+    return {i for i in inside - outside if len(i) >= 8 and not i.startswith("__")}
+
+
+def _tracked_files(root: Path) -> list[str]:
+    listing = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=root, check=True, capture_output=True,
+    ).stdout.decode().split("\0")
+    return sorted(f for f in listing if f and (root / f).is_file())
+
+
+def _in_handout(relative: str) -> bool:
+    return not any(relative == p or (p.endswith("/") and relative.startswith(p))
+                   for p in INSTRUCTOR_ONLY)
+
+
+def build_handout(out_dir: Path, root: Path = REPO_ROOT, init_git: bool = True) -> list[str]:
+    """Write the student tree into `out_dir` (which must be empty or absent); return its files."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir} is not empty")
+    files = [f for f in _tracked_files(root) if _in_handout(f)]
+    for relative in files:
+        target = out_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if relative in STUDENT_FILES:
+            target.write_text(strip_file(root / relative, relative))
+        else:
+            shutil.copy2(root / relative, target)
+    problems = check_handout(out_dir, solution_identifiers(root))
+    if problems:
+        raise MarkerError("the handout still contains solution code:\n" + "\n".join(problems))
+    if init_git:
+        _git_commit_tree(out_dir)
+    return files
+
+
+def check_handout(out_dir: Path, identifiers: set[str]) -> list[str]:
+    """Problems that would leak the solution: markers left over, solution-only names present."""
+    problems = []
+    for path in sorted(p for p in Path(out_dir).rglob("*") if p.is_file() and ".git" not in p.parts):
+        if path.suffix not in (".py", ".proto", ".md", ".txt", ".cfg", ".toml", ""):
+            continue
+        text = path.read_text(errors="replace")
+        relative = path.relative_to(out_dir)
+        if str(relative) == "labs/handout.py":
+            continue  # the generator names its own markers
+        for number, line in enumerate(text.splitlines(), start=1):
+            if _BEGIN.match(line) or _END.match(line):
+                problems.append(f"{relative}:{number}: solution marker left in the handout")
+        if str(relative) in STUDENT_FILES:
+            words = set(re.findall(r"\w+", text))
+            for ident in sorted(identifiers & words):
+                problems.append(f"{relative}: solution-only name {ident!r} survives")
+    return problems
+
+
+def _git(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+_AUTHOR = ["-c", "user.name=raftlabs handout", "-c", "user.email=handout@raftlabs.invalid"]
+
+
+def _git_commit_tree(out_dir: Path) -> None:
+    _git(["init", "-q"], out_dir)
+    _git(["add", "-A"], out_dir)
+    _git([*_AUTHOR, "commit", "-q", "-m", "raftlabs handout"], out_dir)
+
+
+def commit_to_branch(branch: str, root: Path = REPO_ROOT) -> str:
+    """Commit a fresh handout to `branch` of this repo as a root commit (no solution history)."""
+    import os
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tree_dir = Path(tmp) / "handout"
+        build_handout(tree_dir, root, init_git=False)
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index"),
+               "GIT_WORK_TREE": str(tree_dir)}
+        _git(["add", "-A", "."], tree_dir, env={**env, "GIT_DIR": str(root / ".git")})
+        git_env = {**env, "GIT_DIR": str(root / ".git")}
+        tree = _git(["write-tree"], tree_dir, env=git_env)
+        commit = _git([*_AUTHOR, "commit-tree", tree, "-m", "raftlabs handout"], tree_dir, env=git_env)
+        _git(["update-ref", f"refs/heads/{branch}", commit], root)
+        return commit
