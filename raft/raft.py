@@ -6,14 +6,16 @@ The tester (and, in lab 3, your KV server) drives a peer through `Node`:
     index, term = node.start(command)   # raises NotLeader on a non-leader
     ...                                 # committed commands arrive on apply_ch as ApplyCommand
 
-Layout, following Figure 2 of the Raft paper (extended version) section by section:
-
-* `Log`: the entries after the last snapshot, indexed from 1 as in the paper.
-* `Raft`: the state of Figure 2 and its rules as plain methods that change state under one lock
-  and do no network I/O (`_handle_*` for RPCs received, `_on_*_reply` for replies).
-* Threads, at the end of `Raft`: an election ticker, one replicator per peer and an applier.
-  They only wait, send RPCs and feed the apply queue; every decision is made by the rules above.
+Figure 2 of the extended Raft paper is the specification; the lab guide is docs/lab2-raft.md.
 """
+### BEGIN SOLUTION 2A 2B 2C 2D
+# How this solution is laid out, following Figure 2 section by section:
+# * `Log`: the entries after the last snapshot, indexed from 1 as in the paper.
+# * `Raft`: the state of Figure 2 and its rules as plain methods that change state under one
+#   lock and do no network I/O (`_handle_*` for RPCs received, `_on_*_reply` for replies).
+# * Threads, at the end of `Raft`: an election ticker, one replicator per peer and an applier.
+#   They only wait, send RPCs and feed the apply queue; the rules above make every decision.
+### END SOLUTION
 
 from __future__ import annotations
 
@@ -29,16 +31,20 @@ from typing import Callable
 
 import labcodec
 from labrpc import RpcError
+from proto.raftpb import RaftClient, RequestVoteArgs, RequestVoteReply
+### BEGIN SOLUTION 2A 2B 2C 2D
 from proto.raftpb import (
     AppendEntriesArgs, AppendEntriesReply, InstallSnapshotArgs, InstallSnapshotReply, LogEntry,
-    PersistentState, RaftClient, RequestVoteArgs, RequestVoteReply,
+    PersistentState,
 )
+### END SOLUTION
 from raft.persister import Persister
 
 __all__ = ["ApplyCommand", "ApplySnapshot", "ApplyMsg", "State", "NotLeader", "Raft", "Node"]
 
 log = logging.getLogger("raft")
 
+### BEGIN SOLUTION 2A
 # Timing. The tester expects a new leader within 5 s of a failure and at most 10 RPCs per second
 # per pair of peers when idle, so heartbeats go every 100 ms and an election timeout is several
 # heartbeats long (unreliable networks lose 1 round trip in 5), randomized to split no votes.
@@ -46,6 +52,7 @@ HEARTBEAT_INTERVAL = 0.100
 ELECTION_TIMEOUT_MIN = 0.400
 ELECTION_TIMEOUT_MAX = 0.800
 KILL_JOIN_TIMEOUT = 1.0
+### END SOLUTION
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ class NotLeader(Exception):
     """`start()` was called on a peer that is not the leader."""
 
 
+### BEGIN SOLUTION 2A 2B
 class Role(Enum):
     FOLLOWER = "follower"
     CANDIDATE = "candidate"
@@ -150,6 +158,7 @@ class Log:
         else:
             self.entries = []
         self.snapshot_index, self.snapshot_term = index, term
+### END SOLUTION
 
 
 class Raft:
@@ -161,6 +170,14 @@ class Raft:
         self.me = me
         self.persister = persister
         self.apply_ch = apply_ch
+        # Your data here (2A, 2B, 2C, 2D): Figure 2 lists the state every peer keeps.
+        #
+        # Choose a concurrency paradigm before you write much: the RPC handlers, your timers
+        # and the applier all touch this state from different threads. One lock around all of
+        # it, held only briefly and never while sending an RPC or putting on apply_ch, is the
+        # simplest design that works; threading.Condition objects on that lock let threads
+        # wait for "a new entry", "a new commit index" or "the timeout passed".
+        ### BEGIN SOLUTION 2A 2B 2C 2D
         # One lock guards every field below; each Condition waits on it.
         self._lock = threading.Lock()
         self._dead = False
@@ -195,14 +212,19 @@ class Raft:
         self._replicator_wakeups = [threading.Condition(self._lock) for _ in peers]
         self._applier_wakeup = threading.Condition(self._lock)
         self._threads: list[threading.Thread] = []
+        ### END SOLUTION
 
+        # Initialize from the state persisted before a crash.
         self._restore(persister.raft_state())
+        ### BEGIN SOLUTION 2A 2D
         self.commit_index = self.last_applied = self.log.snapshot_index
         self._reset_election_timer()
+        ### END SOLUTION
 
     # ---------------------------------------------------------------------------------------------
     # Persistence (Figure 2: "updated on stable storage before responding to RPCs")
 
+    ### BEGIN SOLUTION 2C
     def _encode_state(self) -> bytes:
         state = PersistentState(
             current_term=self.current_term,
@@ -213,22 +235,42 @@ class Raft:
             state.voted_for = self.voted_for
         state.log.extend(self.log.entries)
         return labcodec.encode(state)
+    ### END SOLUTION
 
     def _persist(self) -> None:
-        self.persister.save_raft_state(self._encode_state())
+        """Save the persistent state of Figure 2 with the persister (2C).
 
+        Define a message for it in raft.proto (say PersistentState) and encode it:
+
+            state = PersistentState(current_term=self.current_term, ...)
+            self.persister.save_raft_state(labcodec.encode(state))
+        """
+        ### BEGIN SOLUTION 2C
+        self.persister.save_raft_state(self._encode_state())
+        ### END SOLUTION
+
+    ### BEGIN SOLUTION 2D
     def _persist_with_snapshot(self, snapshot: bytes) -> None:
         self.persister.save_state_and_snapshot(self._encode_state(), snapshot)
+    ### END SOLUTION
 
     def _restore(self, data: bytes) -> None:
-        """Bring back the state saved by `_persist` (nothing to do on a first boot)."""
+        """Bring back the state saved by `_persist` (2C).
+
+            state = labcodec.decode(data, PersistentState)
+            self.current_term = state.current_term
+            ...
+        """
         if not data:
-            return
+            return  # a first boot: nothing was saved
+        ### BEGIN SOLUTION 2C
         state = labcodec.decode(data, PersistentState)
         self.current_term = state.current_term
         self.voted_for = state.voted_for if state.HasField("voted_for") else None
         self.log = Log(state.snapshot_index, state.snapshot_term, list(state.log))
+        ### END SOLUTION
 
+    ### BEGIN SOLUTION 2A 2B 2C 2D
     # ---------------------------------------------------------------------------------------------
     # Rules for all servers
 
@@ -498,9 +540,20 @@ class Raft:
         return not self.awaiting_snapshot_decision and (
             self.pending_snapshot is not None or self.last_applied < self.commit_index)
 
+    ### END SOLUTION
+
     # ---------------------------------------------------------------------------------------------
     # Threads: they wait, send and deliver; the rules above decide.
+    #
+    # Sending an RPC: `self.peers[i]` is a RaftClient for peer i.
+    #     reply = self.peers[i].request_vote(args)   # blocks; raises labrpc.RpcError when the
+    #                                                # request or reply is lost or i is down
+    #     future = self.peers[i].request_vote.future(args)   # returns at once
+    #     future.add_done_callback(on_reply)                 # on_reply(future) runs later, on a
+    #                                                        # network thread: take the lock there
+    # A call can take seconds to fail, so never hold the lock while one is in progress.
 
+    ### BEGIN SOLUTION 2A 2B 2C 2D
     def start_threads(self) -> None:
         self._spawn(self._run_ticker, "ticker")
         self._spawn(self._run_applier, "applier")
@@ -586,7 +639,11 @@ class Raft:
             for msg in batch:
                 self.apply_ch.put(msg)
 
+    ### END SOLUTION
+
     def kill(self) -> None:
+        """Stop every thread this peer started (see Node.kill)."""
+        ### BEGIN SOLUTION 2A optional
         with self._lock:
             self._dead = True
             for condition in (self._ticker_wakeup, self._applier_wakeup, *self._replicator_wakeups):
@@ -596,6 +653,7 @@ class Raft:
         for thread in self._threads:
             if thread is not current:
                 thread.join(max(0.0, deadline - time.monotonic()))
+        ### END SOLUTION
 
 
 class Node:
@@ -603,16 +661,21 @@ class Node:
 
     def __init__(self, raft: Raft) -> None:
         self.raft = raft
+        # Start your peer's background work here: election timer, heartbeats, applier.
+        ### BEGIN SOLUTION 2A
         raft.start_threads()
+        ### END SOLUTION
 
     def start(self, command) -> tuple[int, int]:
         """Start agreement on `command` (a protobuf message); return (index, term) at once.
 
         Raises NotLeader if this peer is not the leader. The entry may still never commit.
         """
+        ### BEGIN SOLUTION 2B
         data = labcodec.encode(command)
         with self.raft._lock:
             return self.raft._start_command(data)
+        ### END SOLUTION
 
     def term(self) -> int:
         return self.get_state().term
@@ -621,33 +684,51 @@ class Node:
         return self.get_state().is_leader
 
     def get_state(self) -> State:
+        ### BEGIN SOLUTION 2A
         with self.raft._lock:
             return State(self.raft.current_term, self.raft.role is Role.LEADER)
+        ### END SOLUTION
 
     def kill(self) -> None:
-        """Stop this peer's threads. The tester calls it on a crash; the peer must go quiet."""
+        """Stop this peer for good.
+
+        The tester calls kill() when it crashes a peer and at the end of every test, then
+        starts a new Raft from the persister. A killed peer's threads must stop (within a
+        second) and it must not send, vote or apply any more: a zombie that still answers RPCs
+        or writes to apply_ch breaks the tests that follow.
+        """
         self.raft.kill()
 
     def snapshot(self, index: int, data: bytes) -> None:
         """The service has applied everything through `index`; `data` replaces that prefix."""
+        ### BEGIN SOLUTION 2D
         with self.raft._lock:
             self.raft._snapshot(index, data)
+        ### END SOLUTION
 
     def cond_install_snapshot(self, term: int, index: int, data: bytes) -> bool:
         """Answer to an ApplySnapshot: True if the service should switch to this snapshot."""
+        ### BEGIN SOLUTION 2D
         with self.raft._lock:
             return self.raft._cond_install_snapshot(term, index, data)
+        ### END SOLUTION
 
     # RPC handlers, called by labrpc for the `Raft` service of raft.proto.
 
     def request_vote(self, args: RequestVoteArgs) -> RequestVoteReply:
+        ### BEGIN SOLUTION 2A
         with self.raft._lock:
             return self.raft._handle_request_vote(args)
+        ### END SOLUTION
 
     def append_entries(self, args: AppendEntriesArgs) -> AppendEntriesReply:
+        ### BEGIN SOLUTION 2A 2B
         with self.raft._lock:
             return self.raft._handle_append_entries(args)
+        ### END SOLUTION
 
     def install_snapshot(self, args: InstallSnapshotArgs) -> InstallSnapshotReply:
+        ### BEGIN SOLUTION 2D
         with self.raft._lock:
             return self.raft._handle_install_snapshot(args)
+        ### END SOLUTION
