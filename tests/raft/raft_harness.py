@@ -1,0 +1,704 @@
+"""The Raft tester (lab 2): a cluster of Raft peers on an emulated network, and the checks.
+
+`Config` plays the part of the lab's config: it starts, crashes and restarts peers with copies
+of their persisted state, cuts and heals their network links, and checks what each peer applies
+against what every other peer applied at the same index. Tests drive it through the
+`make_config` fixture (see conftest.py), which also tears the cluster down after every test.
+
+Everything that runs off the test's own thread (the appliers, the leadership monitor, helper
+threads a test spawns) records its failures here; the test thread raises them at its next
+check, so no failure is lost in a background thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import random
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+import labcodec
+import labrpc
+from proto.exports import export_proto
+from proto.raftpb import RaftClient, RaftService
+from raft.persister import MemoryPersister
+from raft.raft import ApplyCommand, ApplySnapshot, Node, NotLeader, Raft, State
+
+__all__ = [
+    "Config", "TesterFailure", "Entry", "command", "value_of",
+    "ELECTION_TIMEOUT", "SNAPSHOT_INTERVAL", "TEST_TIME_LIMIT", "WATCHDOG_SECONDS",
+]
+
+log = logging.getLogger("tester")
+
+# The commands the tests commit: raftcmdpb.Entry from command.proto, holding a number or a string.
+_commands: dict[str, Any] = {}
+export_proto(Path(__file__).with_name("command.proto"), _commands)
+Entry = _commands["Entry"]
+
+# --- Timing and limits (the numbers of the Go and Rust testers) --------------------------------
+ELECTION_TIMEOUT = 1.0            # "the tester generously allows elections to complete in 1 s"
+TEST_TIME_LIMIT = 120.0           # a whole test, measured from config creation
+WATCHDOG_MARGIN = 10.0            # pytest-timeout kills a test this long after the limit
+WATCHDOG_SECONDS = TEST_TIME_LIMIT + WATCHDOG_MARGIN
+SNAPSHOT_INTERVAL = 10            # the snapshot applier snapshots after index 9, 19, 29, ...
+
+CHECK_LEADER_ROUNDS = 10          # check_one_leader: up to 10 looks, about 5 s in all,
+CHECK_LEADER_SLEEP_MS = 450       # ... each after 450 ms
+CHECK_LEADER_JITTER_MS = 100      # ... plus U[0, 100) ms
+
+WAIT_POLLS = 30                   # wait(): 30 polls,
+WAIT_FIRST_SLEEP = 0.010          # ... sleeping 10 ms first,
+WAIT_DOUBLING_LIMIT = 1.0         # ... doubling while under 1 s (so at most 1.28 s)
+
+ONE_TIMEOUT = 10.0                # one(): give up after 10 s,
+ONE_AGREEMENT_TIMEOUT = 2.0       # ... waiting up to 2 s for each accepted Start() to commit,
+ONE_COMMIT_POLL = 0.020           # ... polling every 20 ms,
+ONE_NO_LEADER_SLEEP = 0.050       # ... and sleeping 50 ms when no peer accepted
+
+MONITOR_INTERVAL = 0.050          # the leadership monitor samples every peer every 50 ms
+APPLIER_STOP_TIMEOUT = 1.0        # crash1 waits this long for a dead peer's applier to drain
+KILL_TIMEOUT = 2.0                # teardown: kill() must return within this (it promises 1 s)
+NETWORK_SHUTDOWN_TIMEOUT = 2.0    # teardown: labrpc handler threads get this long to finish
+
+_end_ids = itertools.count()      # every start1 gives the peer fresh end names
+_STOP = object()                  # the sentinel that stops an applier
+_MISSING = object()
+
+
+class TesterFailure(AssertionError):
+    """A check of the tester failed; the message says which index, servers and values."""
+
+
+def command(value: int | str) -> Entry:
+    """The Entry the tests commit for `value` (a number, or a string in test_rpc_bytes_2b)."""
+    return Entry(text=value) if isinstance(value, str) else Entry(x=value)
+
+
+def value_of(entry: Entry) -> int | str | None:
+    """The value an Entry carries (None if it carries none)."""
+    kind = entry.WhichOneof("value")
+    return None if kind is None else getattr(entry, kind)
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}...({len(value)} chars)"
+
+
+def server_name(i: int) -> str:
+    return f"raft-{i}"
+
+
+class Config:
+    """A cluster of `n` Raft peers and the bookkeeping the checks need.
+
+    Per server i: `nodes[i]` (None while crashed), `connected[i]`, `saved[i]` (the persister
+    its current or next instance uses), `end_names[i][j]` (its end to server j), and
+    `logs[i]`, every index -> value the tester has seen i apply (kept across restarts, so a
+    restarted peer that re-applies must apply the same values). `_lock` guards all of these.
+    """
+
+    def __init__(self, n: int, unreliable: bool = False, snapshot: bool = False,
+                 report: Callable[[str], None] = print) -> None:
+        self.t_created = time.monotonic()
+        self.n = n
+        self.snapshot = snapshot
+        self._report = report
+        self.net = labrpc.Network()
+        self.net.set_reliable(not unreliable)
+        self.net.set_long_delays(True)
+
+        self._lock = threading.Lock()
+        self.nodes: list[Node | None] = [None] * n
+        self.connected = [False] * n
+        self.saved = [MemoryPersister() for _ in range(n)]
+        self.end_names: list[list[str] | None] = [None] * n
+        self.logs: list[dict[int, Any]] = [{} for _ in range(n)]
+        self.max_index = 0
+        self._appliers: list[_Applier | None] = [None] * n
+
+        self._failures_lock = threading.Lock()
+        self._failures: list[str] = []       # apply errors and monitor findings, in order
+        self._reported = 0                   # how many of them have been raised already
+        self._spawned: list[Spawned] = []
+        self._stop_flags: list[threading.Event] = []
+        # Set when teardown begins: helper threads then stop quietly instead of failing.
+        self.finished = threading.Event()
+
+        self.title = ""
+        self.t_begin = time.monotonic()
+        self.rpcs_begin = self.bytes_begin = self.max_index_begin = 0
+
+        self._monitor = _LeadershipMonitor(self)
+        try:
+            for i in range(n):
+                self.start1(i)
+            for i in range(n):
+                self.connect(i)
+            self._monitor.start()
+        except BaseException:
+            self.cleanup(check_time_limit=False)  # no fixture will see this config
+            raise
+
+    # --- the summary line ------------------------------------------------------------------------
+
+    def begin(self, title: str) -> None:
+        """Start the part of the test the summary line measures."""
+        log.info("%s ...", title)
+        self.title = title
+        self.t_begin = time.monotonic()
+        self.rpcs_begin = self.rpc_total()
+        self.bytes_begin = self.bytes_total()
+        with self._lock:
+            self.max_index_begin = self.max_index
+
+    def end(self) -> None:
+        """Check the time limit and background failures, then print the summary line:
+        seconds, peers, RPCs, bytes and committed-index increase since begin()."""
+        self.check_timeout()
+        self.check_background_failures()
+        seconds = time.monotonic() - self.t_begin
+        rpcs = self.rpc_total() - self.rpcs_begin
+        nbytes = self.bytes_total() - self.bytes_begin
+        with self._lock:
+            committed = self.max_index - self.max_index_begin
+        self._report(f"{self.title} ... Passed -- {seconds:4.1f}  {self.n} {rpcs:4d} "
+                     f"{nbytes:6d} {committed:4d}")
+
+    def check_timeout(self) -> None:
+        if time.monotonic() - self.t_created > TEST_TIME_LIMIT:
+            self.fail(f"test took longer than {TEST_TIME_LIMIT:.0f} seconds")
+
+    # --- failures --------------------------------------------------------------------------------
+
+    def fail(self, message: str) -> NoReturn:
+        raise TesterFailure(message)
+
+    def record_failure(self, message: str) -> None:
+        """Called off the test thread: the test thread raises `message` at its next check."""
+        with self._failures_lock:
+            if message in self._failures:
+                return
+            self._failures.append(message)
+        log.error("%s", message)
+
+    def check_background_failures(self) -> None:
+        """Raise, in the caller's thread, what appliers, the monitor or spawned threads found."""
+        with self._failures_lock:
+            new = self._failures[self._reported:]
+            self._reported = len(self._failures)
+        if new:
+            self.fail("\n".join(new))
+        for spawned in list(self._spawned):
+            spawned.raise_failure()
+
+    def unreported_failures(self) -> list[str]:
+        with self._failures_lock:
+            new = self._failures[self._reported:]
+            self._reported = len(self._failures)
+        texts = [spawned.failure_text() for spawned in self._spawned]
+        return new + [text for text in texts if text is not None]
+
+    # --- counters --------------------------------------------------------------------------------
+
+    def rpc_count(self, i: int) -> int:
+        """RPCs delivered to server i so far."""
+        return self.net.count(server_name(i))
+
+    def rpc_total(self) -> int:
+        return self.net.total_count()
+
+    def bytes_total(self) -> int:
+        return self.net.total_bytes()
+
+    def log_size(self) -> int:
+        """The largest persisted Raft state of any server, in bytes."""
+        with self._lock:
+            persisters = list(self.saved)
+        return max(p.raft_state_size() for p in persisters)
+
+    def snapshot_size(self) -> int:
+        with self._lock:
+            persisters = list(self.saved)
+        return max(p.snapshot_size() for p in persisters)
+
+    # --- the network -----------------------------------------------------------------------------
+
+    def set_unreliable(self, unreliable: bool) -> None:
+        self.net.set_reliable(not unreliable)
+
+    def set_long_reordering(self, long_reordering: bool) -> None:
+        self.net.set_long_reordering(long_reordering)
+
+    def connect(self, i: int) -> None:
+        """Attach server i: enable its ends to and from every connected server (itself too)."""
+        log.info("connect(%d)", i)
+        with self._lock:
+            self.connected[i] = True
+            ends = [self.end_names[i][j] for j in range(self.n)
+                    if self.connected[j] and self.end_names[i] is not None]
+            ends += [self.end_names[j][i] for j in range(self.n)
+                     if self.connected[j] and self.end_names[j] is not None]
+        for end in ends:
+            self.net.enable(end, True)
+
+    def disconnect(self, i: int) -> None:
+        """Detach server i: disable every end from it and to it. The peer keeps running."""
+        log.info("disconnect(%d)", i)
+        with self._lock:
+            self.connected[i] = False
+            ends = list(self.end_names[i] or [])
+            ends += [names[i] for names in self.end_names if names is not None]
+        for end in ends:
+            self.net.enable(end, False)
+
+    def is_connected(self, i: int) -> bool:
+        with self._lock:
+            return self.connected[i]
+
+    # --- crashing and restarting peers -----------------------------------------------------------
+
+    def crash1(self, i: int) -> None:
+        """Kill server i as a crash would, keeping what it had persisted."""
+        log.info("crash1(%d)", i)
+        self.disconnect(i)
+        # Delete the server before copying its persister: its in-flight calls fail now, so no
+        # peer ever hears a reply about state that the copy below might not hold.
+        self.net.delete_server(server_name(i))
+        with self._lock:
+            # The new persister starts from the old one's contents; whatever the dying instance
+            # writes to the old one from now on is lost, as a crash loses it.
+            self.saved[i] = self.saved[i].copy()
+            node, applier = self.nodes[i], self._appliers[i]
+        if node is not None:
+            if applier is not None:
+                applier.node_killed()
+            node.kill()
+            with self._lock:
+                self.nodes[i] = None
+                self._appliers[i] = None
+            if applier is not None:
+                applier.stop(APPLIER_STOP_TIMEOUT)
+        with self._lock:
+            self.saved[i] = self.saved[i].copy()
+
+    def start1(self, i: int) -> None:
+        """Start server i, or restart it from its persisted state. It starts disconnected."""
+        log.info("start1(%d)", i)
+        self.crash1(i)
+        generation = next(_end_ids)
+        names = [f"raft-{i}-to-{j}-{generation}" for j in range(self.n)]
+        ends = []
+        for j, name in enumerate(names):
+            end = self.net.create_client(name)
+            self.net.connect(end, server_name(j))
+            ends.append(end)
+        with self._lock:
+            self.end_names[i] = names
+            self.saved[i] = self.saved[i].copy()
+            persister = self.saved[i]
+        # Without a snapshot the restarted peer re-applies from index 1. With one, the tester
+        # cannot know where it resumes (the snapshot holds only one command), so the first
+        # index it applies is checked only against the log.
+        last_applied = 0 if persister.snapshot_size() == 0 else None
+        apply_ch: queue.Queue = queue.Queue()
+        node = Node(Raft([RaftClient(end) for end in ends], i, persister, apply_ch))
+        applier = _Applier(self, i, node, apply_ch, last_applied)
+        with self._lock:
+            self.nodes[i] = node
+            self._appliers[i] = applier
+        applier.start()
+        server = labrpc.Server(server_name(i))
+        server.add_service(RaftService, node)
+        self.net.add_server(server)
+
+    def is_alive(self, i: int) -> bool:
+        with self._lock:
+            return self.nodes[i] is not None
+
+    def live_nodes(self) -> list[tuple[int, Node]]:
+        with self._lock:
+            return [(i, node) for i, node in enumerate(self.nodes) if node is not None]
+
+    def _connected_nodes(self) -> list[tuple[int, Node]]:
+        with self._lock:
+            return [(i, node) for i, node in enumerate(self.nodes)
+                    if node is not None and self.connected[i]]
+
+    # --- talking to peers ------------------------------------------------------------------------
+
+    def start(self, i: int, value: int | str) -> tuple[int, int] | None:
+        """Call Start(value) on server i: (index, term), or None if it is not the leader
+        (or is crashed)."""
+        with self._lock:
+            node = self.nodes[i]
+        if node is None:
+            return None
+        try:
+            return node.start(command(value))
+        except NotLeader:
+            return None
+
+    def state(self, i: int) -> State:
+        with self._lock:
+            node = self.nodes[i]
+        if node is None:
+            self.fail(f"server {i} is crashed; it has no state")
+        return node.get_state()
+
+    # --- leader and term checks ------------------------------------------------------------------
+
+    def check_one_leader(self) -> int:
+        """Wait (about 5 s at most) until the connected servers have a leader; return it."""
+        for _ in range(CHECK_LEADER_ROUNDS):
+            time.sleep((CHECK_LEADER_SLEEP_MS + random.randrange(CHECK_LEADER_JITTER_MS)) / 1000)
+            self.check_background_failures()
+            leaders: dict[int, list[int]] = defaultdict(list)
+            for i, node in self._connected_nodes():
+                state = node.get_state()
+                if state.is_leader:
+                    leaders[state.term].append(i)
+            for term, servers in leaders.items():
+                if len(servers) > 1:
+                    self.fail(f"term {term} has {len(servers)} (>1) leaders: servers {servers}")
+            if leaders:
+                return leaders[max(leaders)][0]
+        self.fail("expected one leader, got none")
+
+    def check_terms(self) -> int:
+        """Every connected server must be in the same term; return it (-1 if none is)."""
+        term, first = -1, None
+        for i, node in self._connected_nodes():
+            xterm = node.term()
+            if first is None:
+                term, first = xterm, i
+            elif xterm != term:
+                self.fail(f"servers disagree on term: server {first} is in term {term}, "
+                          f"server {i} in term {xterm}")
+        return term
+
+    def check_no_leader(self) -> None:
+        for i, node in self._connected_nodes():
+            if node.is_leader():
+                self.fail(f"expected no leader among connected servers, but {i} claims to be leader")
+
+    # --- agreement -------------------------------------------------------------------------------
+
+    def n_committed(self, index: int) -> tuple[int, Any]:
+        """How many servers have applied `index`, and the value they applied (all must agree)."""
+        self.check_background_failures()
+        count, value, first = 0, None, None
+        with self._lock:
+            applied = [(i, self.logs[i][index]) for i in range(self.n) if index in self.logs[i]]
+        for i, value1 in applied:
+            if count > 0 and value1 != value:
+                self.fail(f"committed values do not match: index {index}, "
+                          f"server {first} applied {_show(value)}, server {i} applied {_show(value1)}")
+            if count == 0:
+                first = i
+            count += 1
+            value = value1
+        return count, value
+
+    def wait(self, index: int, n: int, start_term: int | None = None) -> Any:
+        """Wait until at least n servers have applied `index`; return the value.
+
+        Returns None if some server has moved past `start_term` meanwhile: the entry may then
+        never commit, which is not a failure."""
+        delay = WAIT_FIRST_SLEEP
+        for _ in range(WAIT_POLLS):
+            count, _ = self.n_committed(index)
+            if count >= n:
+                break
+            time.sleep(delay)
+            if delay < WAIT_DOUBLING_LIMIT:
+                delay *= 2
+            if start_term is not None:
+                for i, node in self.live_nodes():
+                    if node.term() > start_term:
+                        return None
+        count, value = self.n_committed(index)
+        if count < n:
+            self.fail(f"only {count} decided for index {index}; wanted {n}")
+        return value
+
+    def one(self, value: int | str, expected_servers: int, retry: bool) -> int | None:
+        """Get `value` committed on at least `expected_servers` servers; return its index.
+
+        Offers the value to each connected server in turn until one accepts, then waits 2 s
+        for the commit. With retry it offers again after a failed wait; it fails after 10 s.
+        Returns None (quietly) only in helper threads, once the test is tearing down."""
+        t0 = time.monotonic()
+        starts = 0
+        observed = "no server accepted Start()"
+        while time.monotonic() - t0 < ONE_TIMEOUT and not self.finished.is_set():
+            index = None
+            for _ in range(self.n):
+                starts = (starts + 1) % self.n
+                with self._lock:
+                    node = self.nodes[starts] if self.connected[starts] else None
+                if node is None:
+                    continue
+                try:
+                    index, _ = node.start(command(value))
+                    break
+                except NotLeader:
+                    pass
+            if index is None:
+                self.finished.wait(ONE_NO_LEADER_SLEEP)
+                continue
+            # Somebody claimed to be the leader and took the value: wait for agreement.
+            t1 = time.monotonic()
+            while time.monotonic() - t1 < ONE_AGREEMENT_TIMEOUT and not self.finished.is_set():
+                count, committed = self.n_committed(index)
+                if count > 0 and count >= expected_servers and committed == value:
+                    return index
+                observed = (f"index {index} applied by {count} server(s)"
+                            + (f" with value {_show(committed)}" if count else "")
+                            + f"; wanted {expected_servers} with value {_show(value)}")
+                self.finished.wait(ONE_COMMIT_POLL)
+            if not retry and not self.finished.is_set():
+                self.fail(f"one({_show(value)}) failed to reach agreement: {observed}")
+        if not self.finished.is_set():
+            self.fail(f"one({_show(value)}) failed to reach agreement in {ONE_TIMEOUT:.0f} s: "
+                      f"{observed}")
+        return None
+
+    # --- apply bookkeeping (called by the appliers) ----------------------------------------------
+
+    def _record_apply(self, i: int, index: int, value: Any) -> tuple[str | None, bool]:
+        """Record that server i applied `value` at `index`. Returns (a mismatch error or None,
+        whether i had applied index - 1)."""
+        error = None
+        with self._lock:
+            for j in range(self.n):
+                old = self.logs[j].get(index, _MISSING)
+                if old is not _MISSING and old != value:
+                    # Some server already applied a different value at this index!
+                    error = (f"commit index={index} server={i} {_show(value)} != "
+                             f"server={j} {_show(old)}")
+            prev_ok = index - 1 in self.logs[i]
+            self.logs[i][index] = value
+            self.max_index = max(self.max_index, index)
+        return error, prev_ok
+
+    def _install_tester_snapshot(self, i: int, index: int, value: Any) -> None:
+        with self._lock:
+            self.logs[i] = {index: value}
+
+    # --- helper threads --------------------------------------------------------------------------
+
+    def spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> Spawned:
+        """Run fn(*args) on a new thread; its failure fails the test (at join or next check)."""
+        spawned = Spawned(fn, args, name or f"tester-{getattr(fn, '__name__', 'helper')}")
+        self._spawned.append(spawned)
+        spawned.start()
+        return spawned
+
+    def stop_flag(self) -> threading.Event:
+        """An Event for a test's helper loops; teardown sets it too, so they end even when
+        the test fails before setting it."""
+        flag = threading.Event()
+        self._stop_flags.append(flag)
+        if self.finished.is_set():
+            flag.set()
+        return flag
+
+    # --- teardown --------------------------------------------------------------------------------
+
+    def cleanup(self, check_time_limit: bool) -> list[str]:
+        """Kill every peer, stop the tester's threads and shut the network down.
+
+        Returns the problems found (background failures nobody raised yet, a kill() that
+        does not return, the time limit); the fixture fails the test with them."""
+        problems = []
+        self.finished.set()
+        for flag in self._stop_flags:
+            flag.set()
+        self._monitor.stop()
+        if self._monitor.is_alive():
+            self._monitor.join(1.0)
+        with self._lock:
+            nodes = [(i, node) for i, node in enumerate(self.nodes) if node is not None]
+            appliers = [a for a in self._appliers if a is not None]
+        for applier in appliers:
+            applier.node_killed()
+        # Kill the peers in parallel, on threads of their own, so a kill() that hangs is
+        # reported rather than hanging the run.
+        killers = []
+        for i, node in nodes:
+            killer = threading.Thread(target=node.kill, name=f"tester-kill-{i}", daemon=True)
+            killer.start()
+            killers.append((i, killer))
+        deadline = time.monotonic() + KILL_TIMEOUT
+        for i, killer in killers:
+            killer.join(max(0.0, deadline - time.monotonic()))
+            if killer.is_alive():
+                problems.append(f"server {i}: kill() did not return within {KILL_TIMEOUT:.0f} s")
+        for applier in appliers:
+            applier.stop(0)
+        self.net.shutdown(NETWORK_SHUTDOWN_TIMEOUT)
+        problems += self.unreported_failures()
+        if check_time_limit and time.monotonic() - self.t_created > TEST_TIME_LIMIT:
+            problems.append(f"test took longer than {TEST_TIME_LIMIT:.0f} seconds")
+        return problems
+
+
+class _Applier(threading.Thread):
+    """Reads one peer instance's apply queue and checks every applied command.
+
+    The snapshot applier (2D) also calls snapshot() after each index i with
+    (i + 1) % SNAPSHOT_INTERVAL == 0, its data the encoded command at i, and answers each
+    ApplySnapshot with cond_install_snapshot(), resetting the server's log when it says yes."""
+
+    def __init__(self, cfg: Config, server: int, node: Node, apply_ch: queue.Queue,
+                 last_applied: int | None) -> None:
+        super().__init__(name=f"tester-applier-{server}", daemon=True)
+        self.cfg = cfg
+        self.server = server
+        self.node = node
+        self.apply_ch = apply_ch
+        # Snapshot mode: the index applied last (None: not known yet after a restart).
+        self.last_applied = last_applied
+        self._killed = threading.Event()
+
+    def node_killed(self) -> None:
+        """The peer is being killed: what it still applies no longer counts."""
+        self._killed.set()
+
+    def stop(self, timeout: float) -> None:
+        self._killed.set()
+        self.apply_ch.put(_STOP)
+        if timeout > 0:
+            self.join(timeout)
+
+    def run(self) -> None:
+        while True:
+            msg = self.apply_ch.get()
+            if msg is _STOP:
+                return
+            if self._killed.is_set():
+                continue  # drain until the sentinel
+            try:
+                if isinstance(msg, ApplyCommand):
+                    self._apply_command(msg)
+                elif isinstance(msg, ApplySnapshot):
+                    if self.cfg.snapshot:
+                        self._apply_snapshot(msg)
+                else:
+                    self._error(f"server {self.server} put {msg!r:.80} on the apply queue; "
+                                "expected ApplyCommand or ApplySnapshot")
+            except Exception as exc:  # keep reading, so Raft never blocks on a dead applier
+                log.exception("applier of server %d failed", self.server)
+                self._error(f"server {self.server}: applying {msg!r:.80} raised "
+                            f"{type(exc).__name__}: {exc}")
+
+    def _error(self, message: str) -> None:
+        self.cfg.record_failure(f"apply error: {message}")
+
+    def _apply_command(self, msg: ApplyCommand) -> None:
+        i, index = self.server, msg.index
+        try:
+            value = value_of(labcodec.decode(msg.data, Entry))
+        except labcodec.DecodeError as exc:
+            self._error(f"server {i} applied bytes at index {index} that are not a tester "
+                        f"command: {exc}")
+            return
+        error = None
+        if self.cfg.snapshot and self.last_applied is not None and index != self.last_applied + 1:
+            error = (f"server {i} apply out of order, expected index {self.last_applied + 1}, "
+                     f"got {index}")
+        else:
+            error, prev_ok = self.cfg._record_apply(i, index, value)
+            if index > 1 and not prev_ok:
+                error = f"server {i} apply out of order {index}"
+        self.last_applied = index
+        if error is not None:
+            self._error(error)
+        if self.cfg.snapshot and (index + 1) % SNAPSHOT_INTERVAL == 0:
+            self.node.snapshot(index, msg.data)
+
+    def _apply_snapshot(self, msg: ApplySnapshot) -> None:
+        if not self.node.cond_install_snapshot(msg.term, msg.index, msg.data):
+            return
+        value = value_of(labcodec.decode(msg.data, Entry)) if msg.data else None
+        self.cfg._install_tester_snapshot(self.server, msg.index, value)
+        self.last_applied = msg.index
+
+
+class _LeadershipMonitor(threading.Thread):
+    """Samples every live peer every 50 ms: two servers leading in one term fails the test.
+
+    It remembers each term's leader for the whole test, so a second leader is caught even
+    when the two never lead at the same instant."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(name="tester-leadership-monitor", daemon=True)
+        self.cfg = cfg
+        self._stopped = threading.Event()
+        self.leader_of_term: dict[int, int] = {}
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def run(self) -> None:
+        while not self._stopped.wait(MONITOR_INTERVAL):
+            for i, node in self.cfg.live_nodes():
+                try:
+                    state = node.get_state()
+                except Exception as exc:
+                    self.cfg.record_failure(f"server {i}: get_state() raised "
+                                            f"{type(exc).__name__}: {exc}")
+                    continue
+                if not state.is_leader:
+                    continue
+                leader = self.leader_of_term.setdefault(state.term, i)
+                if leader != i:
+                    self.cfg.record_failure(f"term {state.term} has 2 (>1) leaders: servers "
+                                            f"{leader} and {i} (seen by the leadership monitor)")
+
+
+class Spawned:
+    """A helper thread of a test (a client, a concurrent one()). join() returns its result
+    or raises its failure in the joining thread."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, name: str) -> None:
+        self._fn, self._args = fn, args
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._raised = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._fn(*self._args)
+        except BaseException as exc:
+            log.error("%s failed: %s", self._thread.name, exc)
+            self._error = exc
+
+    def join(self, timeout: float | None = None) -> Any:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TesterFailure(f"{self._thread.name} did not finish within {timeout} s")
+        self.raise_failure()
+        return self._result
+
+    def raise_failure(self) -> None:
+        if self._error is not None and not self._raised:
+            self._raised = True
+            raise self._error
+
+    def failure_text(self) -> str | None:
+        if self._error is None or self._raised:
+            return None
+        self._raised = True
+        return f"{self._thread.name} failed: {type(self._error).__name__}: {self._error}"
