@@ -66,4 +66,4 @@ bench: $(INSTALLED)
 	$(PY) -m labs bench
 
 clean:
-	rm -rf $(VENV) proto/_generated tests/*/_generated build *.egg-info
+	rm -rf $(VENV) proto/_generated labs/_generated tests/*/_generated tests/*/protos/_generated build *.egg-info

@@ -328,7 +328,7 @@ class Network:
                                           Timeout(f"{method.full_name}: request lost"))
                     return call
         if delay is None:
-            self._workers.submit(self._run_handler, call)
+            self._dispatch(call)
         else:
             self._timers.schedule(delay, self._dispatch, call)
         return call
@@ -379,6 +379,8 @@ class Network:
 
     def _finish_locked(self, call: _Call, reply: bytes | None, error: RpcError | None) -> None:
         with self._lock:
+            if call._finished:  # shutdown failed it meanwhile and completes its Future itself
+                return
             self._finish(call, reply, error)
         _resolve_futures([call])
 

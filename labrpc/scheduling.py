@@ -86,18 +86,18 @@ class WorkerPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("worker pool is closed")
+            # Queue the job and start its worker before close() can look: close() must neither
+            # join a thread not yet started nor queue a worker's stop ahead of this job.
+            self._jobs.put((job, arg))
             if self._idle:
                 self._idle -= 1
-                thread = None
             else:
                 thread = threading.Thread(
                     target=self._work, name=f"{self._name}-worker-{len(self._threads)}",
                     daemon=True,
                 )
                 self._threads.append(thread)
-        self._jobs.put((job, arg))
-        if thread is not None:
-            thread.start()
+                thread.start()
 
     def _work(self) -> None:
         while True:

@@ -49,8 +49,8 @@ log = logging.getLogger("raft")
 # per pair of peers when idle, so heartbeats go every 100 ms and an election timeout is several
 # heartbeats long (unreliable networks lose 1 round trip in 5), randomized to split no votes.
 HEARTBEAT_INTERVAL = 0.100
-ELECTION_TIMEOUT_MIN = 0.400
-ELECTION_TIMEOUT_MAX = 0.800
+ELECTION_TIMEOUT_MIN = 0.300
+ELECTION_TIMEOUT_MAX = 0.600
 KILL_JOIN_TIMEOUT = 1.0
 ### END SOLUTION
 
