@@ -1,0 +1,242 @@
+"""`labs bench`: measure groups of metrics, print them as a table and write them as JSON.
+
+A group is a function returning `{metric: number}`, registered in `GROUPS` under a short name
+(`labs bench --only rpc`). A metric may have a target in `TARGETS`; the table shows whether the
+measured value meets it. The JSON file holds one object, metric -> number, of every group run.
+
+    GROUPS["kv"] = lazy("labs.bench_kv", "kv_metrics")   # how a further group is added
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import operator
+import statistics
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from queue import SimpleQueue
+from typing import Callable
+
+__all__ = ["GROUPS", "TARGETS", "Target", "lazy", "rpc_metrics", "run_benchmarks"]
+
+MetricGroup = Callable[[], dict[str, float]]
+
+BENCH_PROTO = Path(__file__).with_name("rpc_bench.proto")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A bound a metric should meet, e.g. `Target("<=", 1.5)`."""
+
+    op: str
+    value: float
+
+    _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
+
+    def met_by(self, measured: float) -> bool:
+        return self._OPS[self.op](measured, self.value)
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.value:g}"
+
+
+def lazy(module: str, function: str) -> MetricGroup:
+    """A group whose code is imported only when the group runs."""
+
+    def run() -> dict[str, float]:
+        return getattr(importlib.import_module(module), function)()
+
+    run.__name__ = f"{module}.{function}"
+    return run
+
+
+# --- group "rpc": the cost of a labrpc call --------------------------------------------------------
+
+
+def _batch_mean_us(operation: Callable[[], object], calls: int) -> float:
+    """Mean microseconds of `calls` back-to-back runs of `operation`."""
+    began = time.perf_counter()
+    for _ in range(calls):
+        operation()
+    return (time.perf_counter() - began) / calls * 1e6
+
+
+class _EchoThread:
+    """A thread that hands back every value it is given: the floor of any cross-thread call."""
+
+    def __init__(self) -> None:
+        self.requests: SimpleQueue = SimpleQueue()
+        self.replies: SimpleQueue = SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="bench-echo", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (value := self.requests.get()) is not None:
+            self.replies.put(value)
+
+    def roundtrip(self, value: object = 111) -> object:
+        self.requests.put(value)
+        return self.replies.get()
+
+    def stop(self) -> None:
+        self.requests.put(None)
+        self._thread.join(5)
+
+
+class _BenchHandler:
+    """The `Bench` service: records x, answers "handler-<x>" (as the talent-plan benchmark)."""
+
+    def __init__(self, reply_type: type) -> None:
+        self.reply_type = reply_type
+        self.last = 0
+
+    def handler(self, args):  # noqa: ANN001, ANN201 (types come from the generated module)
+        self.last = args.x
+        return self.reply_type(x=f"handler-{args.x}")
+
+
+def rpc_metrics(batches: int = 9, calls_per_batch: int = 2000, threads: int = 8,
+                concurrent_calls_per_thread: int = 1500, concurrent_rounds: int = 3) -> dict[str, float]:
+    """Sequential call latency against a bare thread round trip, and throughput of 8 callers.
+
+    Latencies are the median of per-batch means; batches of calls and of round trips alternate,
+    so a change in machine load affects both alike.
+    """
+    import labrpc
+    from labrpc.service import services_of
+    from proto.compiler import load_proto
+
+    module = load_proto(BENCH_PROTO)
+    service = services_of(module)["Bench"]
+    net = labrpc.Network()
+    echo = _EchoThread()
+    try:
+        server = labrpc.Server("bench-server")
+        server.add_service(service, _BenchHandler(module.BenchReply))
+        net.add_server(server)
+        clients = []
+        for i in range(max(1, threads)):
+            end = net.create_client(f"bench-client-{i}")
+            net.connect(end, "bench-server")
+            net.enable(end, True)
+            clients.append(service.client_class(end))
+        args = module.BenchArgs(x=111)
+        call = lambda: clients[0].handler(args)  # noqa: E731
+        assert call().x == "handler-111"
+        _batch_mean_us(call, calls_per_batch // 4)  # warm up both paths
+        _batch_mean_us(echo.roundtrip, calls_per_batch // 4)
+        rpc_us, thread_us = [], []
+        for _ in range(batches):
+            rpc_us.append(_batch_mean_us(call, calls_per_batch))
+            thread_us.append(_batch_mean_us(echo.roundtrip, calls_per_batch))
+        rates = [_concurrent_rate(clients, args, concurrent_calls_per_thread)
+                 for _ in range(concurrent_rounds)]
+    finally:
+        echo.stop()
+        net.shutdown()
+    rpc_seq_us, thread_roundtrip_us = statistics.median(rpc_us), statistics.median(thread_us)
+    return {
+        "rpc_seq_us": rpc_seq_us,
+        "thread_roundtrip_us": thread_roundtrip_us,
+        "rpc_ratio": rpc_seq_us / thread_roundtrip_us,
+        f"rpc_concurrent{len(clients)}_per_s": statistics.median(rates),
+    }
+
+
+def _concurrent_rate(clients: list, args: object, calls_per_client: int) -> float:
+    """Calls per second completed by one thread per client, each calling back to back."""
+    start = threading.Barrier(len(clients) + 1)
+    errors: list[BaseException] = []
+
+    def run(client) -> None:  # noqa: ANN001
+        start.wait()
+        try:
+            for _ in range(calls_per_client):
+                client.handler(args)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(c,), name="bench-caller") for c in clients]
+    for worker in workers:
+        worker.start()
+    start.wait()
+    began = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    return len(clients) * calls_per_client / elapsed
+
+
+# --- the registry and the runner ------------------------------------------------------------------
+
+GROUPS: dict[str, MetricGroup] = {
+    "rpc": rpc_metrics,
+}
+
+TARGETS: dict[str, Target] = {
+    "rpc_ratio": Target("<=", 1.5),
+}
+
+
+def _format(value: float) -> str:
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:.1f}"
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+def _print_table(metrics: dict[str, float], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("target", justify="right")
+    for name, value in metrics.items():
+        target = TARGETS.get(name)
+        if target is None:
+            table.add_row(name, _format(value), "")
+        else:
+            style = "green" if target.met_by(value) else "red"
+            table.add_row(name, f"[{style}]{_format(value)}[/{style}]", str(target))
+    Console().print(table)
+
+
+def run_benchmarks(only: list[str], output: Path) -> int:
+    """Run the groups in `only` (every group when empty), print a table, write `output` as JSON.
+
+    Returns 0, 1 if a group failed (the others are still reported), 2 for an unknown group.
+    """
+    unknown = [name for name in only if name not in GROUPS]
+    if unknown:
+        print(f"labs bench: unknown group {', '.join(map(repr, unknown))} "
+              f"(groups: {', '.join(GROUPS)})", file=sys.stderr)
+        return 2
+    selected = list(dict.fromkeys(only)) or list(GROUPS)
+    metrics: dict[str, float] = {}
+    status = 0
+    for name in selected:
+        print(f"running benchmark group {name!r} ...", file=sys.stderr, flush=True)
+        try:
+            results = GROUPS[name]()
+        except Exception:
+            traceback.print_exc()
+            print(f"labs bench: group {name!r} failed", file=sys.stderr)
+            status = 1
+            continue
+        metrics.update({metric: float(value) for metric, value in results.items()})
+    _print_table(metrics, title=f"labs bench: {', '.join(selected)}")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps({k: round(v, 3) for k, v in metrics.items()}, indent=2) + "\n")
+    print(f"wrote {len(metrics)} metrics to {output}", file=sys.stderr)
+    return status
