@@ -26,7 +26,7 @@ import logging
 import random
 import threading
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Callable
 
 import labcodec
 from google.protobuf.message import Message
@@ -163,6 +163,12 @@ class _Call:
             raise self.error
         return labcodec.decode(self.reply, self.method.reply_type)
 
+    def _wake(self) -> None:
+        """Hand the outcome to the caller: release a blocked `result()`, complete the Future."""
+        self._done.release()
+        if self._future is not None:
+            self._resolve_future()
+
     def _resolve_future(self) -> None:
         future = self._future
         if self.error is not None:
@@ -226,7 +232,7 @@ class Network:
         with self._lock:
             self._end_state(end).enabled = enabled
             failed = [] if enabled else self._fail_dead_calls()
-        _resolve_futures(failed)
+        _wake(failed)
 
     def add_server(self, server: Server) -> None:
         """Register (or replace) the server called `server.name`."""
@@ -234,14 +240,14 @@ class Network:
             self._servers[server.name] = server
             self._server_counts.setdefault(server.name, 0)
             failed = self._fail_dead_calls()
-        _resolve_futures(failed)
+        _wake(failed)
 
     def delete_server(self, name: str) -> None:
         """Crash a server: calls in flight to it fail at once, and their replies are lost."""
         with self._lock:
             self._servers.pop(name, None)
             failed = self._fail_dead_calls()
-        _resolve_futures(failed)
+        _wake(failed)
 
     # --- counters ---------------------------------------------------------------------------------
 
@@ -275,7 +281,7 @@ class Network:
             calls = list(self._unfinished)
             for call in calls:
                 self._finish(call, error=Stopped("the network was shut down"))
-        _resolve_futures(calls)
+        _wake(calls)
         self._timers.close(timeout)
         return self._workers.close(timeout)
 
@@ -339,10 +345,13 @@ class Network:
         except RuntimeError:  # the pool closed: shutdown has already failed the call
             pass
 
-    def _run_handler(self, call: _Call) -> None:
+    def _run_handler(self, call: _Call) -> Callable[[], None] | None:
+        """Run a call's handler on a worker thread. For a blocking caller, return the wake-up
+        instead of doing it: the worker does it last, just before it waits for its next job,
+        so the woken caller never has to wait for the worker to let go of the interpreter."""
         with self._lock:
             if call._finished:
-                return
+                return None
             if self._is_dead(call):
                 self._finish(call, error=Stopped(f"server of end {call.end_name!r} is gone"))
                 dead = True
@@ -350,8 +359,8 @@ class Network:
                 self._server_counts[call.server.name] += 1
                 dead = False
         if dead:
-            _resolve_futures([call])
-            return
+            _wake([call])
+            return None
         try:
             reply, error = call.server.dispatch(call.method.full_name, call.request), None
         except RpcError as exc:
@@ -360,7 +369,7 @@ class Network:
             reply, error = None, RemoteError(f"{call.method.full_name}: {exc}")
         with self._lock:
             if call._finished:
-                return
+                return None
             if self._is_dead(call):
                 # The server crashed or was cut off while handling: its answer never arrives.
                 self._finish(call, error=Stopped(f"server {call.server.name!r} died during "
@@ -372,17 +381,20 @@ class Network:
                 call.phase = _SETTLED
                 self._timers.schedule((REORDER_BASE_MS + spread) / 1000, self._finish_locked,
                                       call, reply, error)
-                return
+                return None
             else:
                 self._finish(call, reply, error)
-        _resolve_futures([call])
+        if call._future is None:
+            return call._wake
+        call._wake()
+        return None
 
     def _finish_locked(self, call: _Call, reply: bytes | None, error: RpcError | None) -> None:
         with self._lock:
             if call._finished:  # shutdown failed it meanwhile and completes its Future itself
                 return
             self._finish(call, reply, error)
-        _resolve_futures([call])
+        _wake([call])
 
     def _finish(self, call: _Call, reply: bytes | None = None, error: RpcError | None = None) -> None:
         """Complete a call exactly once. Hold the lock."""
@@ -393,7 +405,6 @@ class Network:
         if error is None:
             self._total_bytes += len(reply)
         call.reply, call.error = reply, error
-        call._done.release()
 
     def _fail_dead_calls(self) -> list[_Call]:
         """Fail every active call whose end or server just died. Hold the lock."""
@@ -403,9 +414,8 @@ class Network:
         return dead
 
 
-def _resolve_futures(calls: list[_Call]) -> None:
-    """Complete the Futures of finished calls. Never under the network lock: a Future's
-    callbacks run here and may call back into the network."""
+def _wake(calls: list[_Call]) -> None:
+    """Deliver finished calls. Never under the network lock: a Future's callbacks run here
+    and may call back into the network."""
     for call in calls:
-        if call._future is not None:
-            call._resolve_future()
+        call._wake()

@@ -81,8 +81,9 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._closed = False
 
-    def submit(self, job: Callable[[Any], None], arg: Any) -> None:
-        """Run `job(arg)` on a pool thread, starting a new one when none is idle."""
+    def submit(self, job: Callable[[Any], Callable[[], None] | None], arg: Any) -> None:
+        """Run `job(arg)` on a pool thread, starting a new one when none is idle. If the job
+        returns a callable, the thread calls it after counting itself idle; it must not block."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("worker pool is closed")
@@ -106,11 +107,16 @@ class WorkerPool:
                 return
             job, arg = item
             try:
-                job(arg)
+                follow_up = job(arg)
             except Exception:
                 log.exception("labrpc worker job %r failed", job)
+                follow_up = None
             with self._lock:
                 self._idle += 1
+            if follow_up is not None:
+                # A job may hand back one last non-blocking step (waking its caller) to run
+                # right before this thread waits again.
+                follow_up()
 
     def close(self, timeout: float = 2.0) -> list[threading.Thread]:
         """Stop idle workers; return the threads still busy in a job after `timeout`."""

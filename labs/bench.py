@@ -178,10 +178,19 @@ def _concurrent_rate(clients: list, args: object, calls_per_client: int) -> floa
 
 GROUPS: dict[str, MetricGroup] = {
     "rpc": rpc_metrics,
+    "raft": lazy("labs.bench_raft", "raft_metrics"),
 }
 
+# Targets: labrpc's own; Raft against a complete Go solution on this kind of machine (wall time
+# no more than theirs, CPU no more than 3x theirs; ../shared/reference/anchors.md).
 TARGETS: dict[str, Target] = {
     "rpc_ratio": Target("<=", 1.5),
+    "raft_agree_ms_p50": Target("<=", 2),
+    "raft_2a_wall_s": Target("<=", 13), "raft_2b_wall_s": Target("<=", 28),
+    "raft_2c_wall_s": Target("<=", 119), "raft_2d_wall_s": Target("<=", 122),
+    "raft_2a_cpu_s": Target("<=", 1.2), "raft_2b_cpu_s": Target("<=", 2.7),
+    "raft_2c_cpu_s": Target("<=", 32), "raft_2d_cpu_s": Target("<=", 10),
+    "raft_peak_rss_mb": Target("<=", 256),
 }
 
 
