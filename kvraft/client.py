@@ -19,9 +19,11 @@ __all__ = ["Clerk"]
 
 log = logging.getLogger("kvraft.client")
 
+### BEGIN SOLUTION 3A
 # After asking every server once without success (an election is probably running), pause
 # before the next round instead of flooding the network.
 ROUND_PAUSE = 0.05
+### END SOLUTION
 
 
 class Clerk:
@@ -30,18 +32,28 @@ class Clerk:
     def __init__(self, name: str, servers: list[KvClient]) -> None:
         self.name = name
         self.servers = servers
+        # You will have to modify this function (3A).
+        ### BEGIN SOLUTION 3A
         # Unique across restarts of the test process, so stale dedup state never matches.
         self.client_id = f"{name}-{uuid.uuid4().hex[:12]}"
         self._seq = itertools.count(1)
         self._leader = 0  # the server that answered last: try it first
+        ### END SOLUTION
 
     def __repr__(self) -> str:
         return f"Clerk({self.name!r})"
 
     def get(self, key: str) -> str:
-        """The current value of `key`, or "" if it has none."""
+        """The current value of `key`, or "" if it has none.
+
+        Keep trying forever, whatever the errors: a Get returns only once it took effect.
+        Send an RPC with `self.servers[i].get(GetRequest(...))`; it raises labrpc.RpcError
+        when the request or the reply is lost.
+        """
+        ### BEGIN SOLUTION 3A
         request = GetRequest(key=key, client=self.client_id, seq=next(self._seq))
         return self._call(lambda server: server.get(request)).value
+        ### END SOLUTION
 
     def put(self, key: str, value: str) -> None:
         """Replace the value of `key`."""
@@ -52,10 +64,14 @@ class Clerk:
         self._put_append(key, value, Op.APPEND)
 
     def _put_append(self, key: str, value: str, op: Op) -> None:
+        """Shared by put and append; retries until the service applied the request once."""
+        ### BEGIN SOLUTION 3A
         request = PutAppendRequest(key=key, value=value, op=op, client=self.client_id,
                                    seq=next(self._seq))
         self._call(lambda server: server.put_append(request))
+        ### END SOLUTION
 
+    ### BEGIN SOLUTION 3A
     def _call(self, send):
         """Try servers from the last known leader on, until one applies the request."""
         while True:
@@ -69,3 +85,4 @@ class Clerk:
                     self._leader = i
                     return reply
             time.sleep(ROUND_PAUSE)
+    ### END SOLUTION

@@ -15,18 +15,20 @@ import time
 from dataclasses import dataclass, field
 
 import labcodec
-from proto.kvraftpb import (
-    Command, GetReply, GetRequest, KvSnapshot, Op, PutAppendReply, PutAppendRequest,
-)
+from proto.kvraftpb import GetReply, GetRequest, PutAppendReply, PutAppendRequest
+### BEGIN SOLUTION 3A 3B
+from proto.kvraftpb import Command, KvSnapshot, Op
+### END SOLUTION
 from proto.raftpb import RaftClient
 from raft.persister import Persister
 from raft.raft import ApplyCommand, ApplySnapshot, NotLeader, Raft, State
 from raft.raft import Node as RaftNode
 
-__all__ = ["KvServer", "Node", "ERR_WRONG_LEADER", "ERR_TIMEOUT"]
+__all__ = ["KvServer", "Node"]
 
 log = logging.getLogger("kvraft")
 
+### BEGIN SOLUTION 3A
 ERR_WRONG_LEADER = "wrong leader"
 ERR_TIMEOUT = "timeout"
 # A handler gives up after this long (the clerk retries), so a partitioned leader never
@@ -44,6 +46,7 @@ class _Waiter:
     done: threading.Event = field(default_factory=threading.Event)
     applied_ours: bool = False
     value: str = ""
+### END SOLUTION
 
 
 class KvServer:
@@ -56,6 +59,8 @@ class KvServer:
         self.maxraftstate = maxraftstate
         self.apply_ch: queue.Queue = queue.Queue()
         self.rf = RaftNode(Raft(servers, me, persister, self.apply_ch))
+        # Your definitions here (3A, 3B).
+        ### BEGIN SOLUTION 3A 3B
         # The lock guards the fields below; the apply loop never holds it while calling Raft.
         self._lock = threading.Lock()
         self.data: dict[str, str] = {}
@@ -67,7 +72,9 @@ class KvServer:
         self._applier = threading.Thread(target=self._run_apply_loop, name=f"kv-S{me}-apply",
                                          daemon=True)
         self._applier.start()
+        ### END SOLUTION
 
+    ### BEGIN SOLUTION 3A 3B
     # --- serving clerks --------------------------------------------------------------------------
 
     def submit(self, command: Command) -> tuple[str | None, str]:
@@ -158,11 +165,16 @@ class KvServer:
         self.data = dict(state.data)
         self.last_seq = dict(state.last_seq)
 
+    ### END SOLUTION
+
     def kill(self) -> None:
-        self._dead.set()
+        """Stop this server and its Raft peer; like Raft's, its threads must end."""
         self.rf.kill()
+        ### BEGIN SOLUTION 3A optional
+        self._dead.set()
         if threading.current_thread() is not self._applier:
             self._applier.join(1.0)
+        ### END SOLUTION
 
 
 class Node:
@@ -185,14 +197,18 @@ class Node:
         return self.kv.rf.get_state()
 
     def get(self, args: GetRequest) -> GetReply:
+        ### BEGIN SOLUTION 3A
         err, value = self.kv.submit(Command(op=Op.GET, key=args.key, client=args.client, seq=args.seq))
         if err is not None:
             return GetReply(wrong_leader=err == ERR_WRONG_LEADER, err=err)
         return GetReply(value=value)
+        ### END SOLUTION
 
     def put_append(self, args: PutAppendRequest) -> PutAppendReply:
+        ### BEGIN SOLUTION 3A
         command = Command(op=args.op, key=args.key, value=args.value, client=args.client, seq=args.seq)
         err, _ = self.kv.submit(command)
         if err is not None:
             return PutAppendReply(wrong_leader=err == ERR_WRONG_LEADER, err=err)
         return PutAppendReply()
+        ### END SOLUTION
