@@ -30,6 +30,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_benchmarks(only=args.only, output=Path(args.output))
 
 
+def _cmd_handout(args: argparse.Namespace) -> int:
+    from labs.handout import MarkerError, build_handout, commit_to_branch
+
+    try:
+        if args.branch:
+            commit = commit_to_branch(args.branch)
+            print(f"handout committed to branch {args.branch} ({commit[:12]}), with no history")
+        else:
+            files = build_handout(Path(args.out_dir))
+            print(f"handout written to {args.out_dir}: {len(files)} files, one git commit")
+    except (MarkerError, FileExistsError) as exc:
+        print(f"labs handout: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labs", description="raftlabs tools")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -44,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", default=str(REPO_ROOT / "bench" / "results.json"),
                        help="where to write the metrics (default: bench/results.json)")
     bench.set_defaults(func=_cmd_bench)
+
+    handout = commands.add_parser(
+        "handout", help="write the student handout (solution regions replaced by stubs)")
+    target = handout.add_mutually_exclusive_group(required=True)
+    target.add_argument("out_dir", nargs="?", help="an empty or new directory for the handout")
+    target.add_argument("--branch", metavar="NAME",
+                        help="commit the handout to branch NAME of this repo, as a root commit")
+    handout.set_defaults(func=_cmd_handout)
     return parser
 
 
