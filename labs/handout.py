@@ -42,6 +42,11 @@ STUDENT_FILES = (
 INSTRUCTOR_ONLY = (
     "docs/instructors.md",
     ".ci/",
+    "labs/handout.py",
+    "labs/grade",
+    "labs/rubric",
+    "tests/framework/test_handout.py",
+    "tests/framework/test_grade.py",
 )
 
 _BEGIN = re.compile(r"^(?P<indent>\s*)(?://\s*)?###\s*BEGIN SOLUTION\b(?P<rest>.*)$")
@@ -227,8 +232,15 @@ def _tracked_files(root: Path) -> list[str]:
 
 
 def _in_handout(relative: str) -> bool:
-    return not any(relative == p or (p.endswith("/") and relative.startswith(p))
-                   for p in INSTRUCTOR_ONLY)
+    """False for INSTRUCTOR_ONLY entries: a file ("a/b.py"), a folder ("a/") or, with no
+    suffix, every file whose path begins with it ("labs/grade" covers labs/grade_plugin.py)."""
+    for entry in INSTRUCTOR_ONLY:
+        if entry.endswith("/") or "." not in Path(entry).name:
+            if relative.startswith(entry):
+                return False
+        elif relative == entry:
+            return False
+    return True
 
 
 def build_handout(out_dir: Path, root: Path = REPO_ROOT, init_git: bool = True) -> list[str]:
