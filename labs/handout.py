@@ -44,6 +44,7 @@ INSTRUCTOR_ONLY = (
     ".ci/",
     "labs/handout.py",
     "labs/grade",
+    "labs/grading/",
     "labs/rubric",
     "tests/framework/test_handout.py",
     "tests/framework/test_grade.py",
