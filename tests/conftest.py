@@ -1,10 +1,14 @@
-"""Shared pytest set-up: LOG_LEVEL logging and `--name` selection (what `make test_<name>` uses)."""
+"""Shared pytest set-up: LOG_LEVEL logging, `--name` selection (what `make test_<name>` uses),
+and the lab harness plugin (tests/lab_harness.py) that the Raft and KV suites build on."""
 
 from __future__ import annotations
 
 import pytest
 
 from labs.logsetup import configure_logging
+
+# The lab suites' common fixtures and hooks: the watchdog, teardown and thread-leak checks.
+pytest_plugins = ("lab_harness",)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

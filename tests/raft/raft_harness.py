@@ -5,9 +5,11 @@ of their persisted state, cuts and heals their network links, and checks what ea
 against what every other peer applied at the same index. Tests drive it through the
 `make_config` fixture (see conftest.py), which also tears the cluster down after every test.
 
-Everything that runs off the test's own thread (the appliers, the leadership monitor, helper
-threads a test spawns) records its failures here; the test thread raises them at its next
-check, so no failure is lost in a background thread.
+What the KV tester needs too (the summary line, the time limit, background failures, helper
+threads, the leadership monitor, teardown) comes from `lab_harness.Cluster`. Everything that
+runs off the test's own thread (the appliers, the monitor, helper threads a test spawns)
+records its failures there; the test thread raises them at its next check, so no failure is
+lost in a background thread.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable
 
 import labcodec
 import labrpc
+from lab_harness import TEST_TIME_LIMIT, WATCHDOG_SECONDS, Cluster, TesterFailure
 from proto.exports import export_proto
 from proto.raftpb import RaftClient, RaftService
 from raft.persister import MemoryPersister
@@ -42,10 +45,8 @@ export_proto(Path(__file__).with_name("command.proto"), _commands)
 Entry = _commands["Entry"]
 
 # --- Timing and limits (the numbers of the Go and Rust testers) --------------------------------
+# TEST_TIME_LIMIT (120 s, from config creation) and the watchdog are lab_harness's.
 ELECTION_TIMEOUT = 1.0            # "the tester generously allows elections to complete in 1 s"
-TEST_TIME_LIMIT = 120.0           # a whole test, measured from config creation
-WATCHDOG_MARGIN = 10.0            # pytest-timeout kills a test this long after the limit
-WATCHDOG_SECONDS = TEST_TIME_LIMIT + WATCHDOG_MARGIN
 SNAPSHOT_INTERVAL = 10            # the snapshot applier snapshots after index 9, 19, 29, ...
 
 CHECK_LEADER_ROUNDS = 10          # check_one_leader: up to 10 looks, about 5 s in all,
@@ -61,18 +62,12 @@ ONE_AGREEMENT_TIMEOUT = 2.0       # ... waiting up to 2 s for each accepted Star
 ONE_COMMIT_POLL = 0.020           # ... polling every 20 ms,
 ONE_NO_LEADER_SLEEP = 0.050       # ... and sleeping 50 ms when no peer accepted
 
-MONITOR_INTERVAL = 0.050          # the leadership monitor samples every peer every 50 ms
 APPLIER_STOP_TIMEOUT = 1.0        # crash1 waits this long for a dead peer's applier to drain
-KILL_TIMEOUT = 2.0                # teardown: kill() must return within this (it promises 1 s)
 NETWORK_SHUTDOWN_TIMEOUT = 2.0    # teardown: labrpc handler threads get this long to finish
 
 _end_ids = itertools.count()      # every start1 gives the peer fresh end names
 _STOP = object()                  # the sentinel that stops an applier
 _MISSING = object()
-
-
-class TesterFailure(AssertionError):
-    """A check of the tester failed; the message says which index, servers and values."""
 
 
 def command(value: int | str) -> Entry:
@@ -95,7 +90,7 @@ def server_name(i: int) -> str:
     return f"raft-{i}"
 
 
-class Config:
+class Config(Cluster[Node]):
     """A cluster of `n` Raft peers and the bookkeeping the checks need.
 
     Per server i: `nodes[i]` (None while crashed), `connected[i]`, `saved[i]` (the persister
@@ -106,10 +101,8 @@ class Config:
 
     def __init__(self, n: int, unreliable: bool = False, snapshot: bool = False,
                  report: Callable[[str], None] = print) -> None:
-        self.t_created = time.monotonic()
-        self.n = n
+        super().__init__(n, report)
         self.snapshot = snapshot
-        self._report = report
         self.net = labrpc.Network()
         self.net.set_reliable(not unreliable)
         self.net.set_long_delays(True)
@@ -122,26 +115,14 @@ class Config:
         self.logs: list[dict[int, Any]] = [{} for _ in range(n)]
         self.max_index = 0
         self._appliers: list[_Applier | None] = [None] * n
-
-        self._failures_lock = threading.Lock()
-        self._failures: list[str] = []       # apply errors and monitor findings, in order
-        self._reported = 0                   # how many of them have been raised already
-        self._spawned: list[Spawned] = []
-        self._stop_flags: list[threading.Event] = []
-        # Set when teardown begins: helper threads then stop quietly instead of failing.
-        self.finished = threading.Event()
-
-        self.title = ""
-        self.t_begin = time.monotonic()
         self.rpcs_begin = self.bytes_begin = self.max_index_begin = 0
 
-        self._monitor = _LeadershipMonitor(self)
         try:
             for i in range(n):
                 self.start1(i)
             for i in range(n):
                 self.connect(i)
-            self._monitor.start()
+            self.start_monitor()
         except BaseException:
             self.cleanup(check_time_limit=False)  # no fixture will see this config
             raise
@@ -150,60 +131,20 @@ class Config:
 
     def begin(self, title: str) -> None:
         """Start the part of the test the summary line measures."""
-        log.info("%s ...", title)
-        self.title = title
-        self.t_begin = time.monotonic()
+        super().begin(title)
         self.rpcs_begin = self.rpc_total()
         self.bytes_begin = self.bytes_total()
         with self._lock:
             self.max_index_begin = self.max_index
 
-    def end(self) -> None:
-        """Check the time limit and background failures, then print the summary line:
-        seconds, peers, RPCs, bytes and committed-index increase since begin()."""
-        self.check_timeout()
-        self.check_background_failures()
-        seconds = time.monotonic() - self.t_begin
+    def summary_line(self, seconds: float) -> str:
+        """Seconds, peers, RPCs, bytes and committed-index increase since begin()."""
         rpcs = self.rpc_total() - self.rpcs_begin
         nbytes = self.bytes_total() - self.bytes_begin
         with self._lock:
             committed = self.max_index - self.max_index_begin
-        self._report(f"{self.title} ... Passed -- {seconds:4.1f}  {self.n} {rpcs:4d} "
-                     f"{nbytes:6d} {committed:4d}")
-
-    def check_timeout(self) -> None:
-        if time.monotonic() - self.t_created > TEST_TIME_LIMIT:
-            self.fail(f"test took longer than {TEST_TIME_LIMIT:.0f} seconds")
-
-    # --- failures --------------------------------------------------------------------------------
-
-    def fail(self, message: str) -> NoReturn:
-        raise TesterFailure(message)
-
-    def record_failure(self, message: str) -> None:
-        """Called off the test thread: the test thread raises `message` at its next check."""
-        with self._failures_lock:
-            if message in self._failures:
-                return
-            self._failures.append(message)
-        log.error("%s", message)
-
-    def check_background_failures(self) -> None:
-        """Raise, in the caller's thread, what appliers, the monitor or spawned threads found."""
-        with self._failures_lock:
-            new = self._failures[self._reported:]
-            self._reported = len(self._failures)
-        if new:
-            self.fail("\n".join(new))
-        for spawned in list(self._spawned):
-            spawned.raise_failure()
-
-    def unreported_failures(self) -> list[str]:
-        with self._failures_lock:
-            new = self._failures[self._reported:]
-            self._reported = len(self._failures)
-        texts = [spawned.failure_text() for spawned in self._spawned]
-        return new + [text for text in texts if text is not None]
+        return (f"{self.title} ... Passed -- {seconds:4.1f}  {self.n} {rpcs:4d} "
+                f"{nbytes:6d} {committed:4d}")
 
     # --- counters --------------------------------------------------------------------------------
 
@@ -492,61 +433,19 @@ class Config:
         with self._lock:
             self.logs[i] = {index: value}
 
-    # --- helper threads --------------------------------------------------------------------------
+    # --- teardown (called by lab_harness's cleanup) ------------------------------------------------
 
-    def spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> Spawned:
-        """Run fn(*args) on a new thread; its failure fails the test (at join or next check)."""
-        spawned = Spawned(fn, args, name or f"tester-{getattr(fn, '__name__', 'helper')}")
-        self._spawned.append(spawned)
-        spawned.start()
-        return spawned
-
-    def stop_flag(self) -> threading.Event:
-        """An Event for a test's helper loops; teardown sets it too, so they end even when
-        the test fails before setting it."""
-        flag = threading.Event()
-        self._stop_flags.append(flag)
-        if self.finished.is_set():
-            flag.set()
-        return flag
-
-    # --- teardown --------------------------------------------------------------------------------
-
-    def cleanup(self, check_time_limit: bool) -> list[str]:
-        """Kill every peer, stop the tester's threads and shut the network down.
-
-        Returns the problems found (background failures nobody raised yet, a kill() that
-        does not return, the time limit); the fixture fails the test with them."""
-        problems = []
-        self.finished.set()
-        for flag in self._stop_flags:
-            flag.set()
-        self._monitor.stop()
-        if self._monitor.is_alive():
-            self._monitor.join(1.0)
+    def shut_down(self) -> list[str]:
+        """Kill every peer (what they still apply no longer counts), then stop the network."""
         with self._lock:
             nodes = [(i, node) for i, node in enumerate(self.nodes) if node is not None]
             appliers = [a for a in self._appliers if a is not None]
         for applier in appliers:
             applier.node_killed()
-        # Kill the peers in parallel, on threads of their own, so a kill() that hangs is
-        # reported rather than hanging the run.
-        killers = []
-        for i, node in nodes:
-            killer = threading.Thread(target=node.kill, name=f"tester-kill-{i}", daemon=True)
-            killer.start()
-            killers.append((i, killer))
-        deadline = time.monotonic() + KILL_TIMEOUT
-        for i, killer in killers:
-            killer.join(max(0.0, deadline - time.monotonic()))
-            if killer.is_alive():
-                problems.append(f"server {i}: kill() did not return within {KILL_TIMEOUT:.0f} s")
+        problems = self.kill_all(nodes)
         for applier in appliers:
             applier.stop(0)
         self.net.shutdown(NETWORK_SHUTDOWN_TIMEOUT)
-        problems += self.unreported_failures()
-        if check_time_limit and time.monotonic() - self.t_created > TEST_TIME_LIMIT:
-            problems.append(f"test took longer than {TEST_TIME_LIMIT:.0f} seconds")
         return problems
 
 
@@ -630,75 +529,3 @@ class _Applier(threading.Thread):
         value = value_of(labcodec.decode(msg.data, Entry)) if msg.data else None
         self.cfg._install_tester_snapshot(self.server, msg.index, value)
         self.last_applied = msg.index
-
-
-class _LeadershipMonitor(threading.Thread):
-    """Samples every live peer every 50 ms: two servers leading in one term fails the test.
-
-    It remembers each term's leader for the whole test, so a second leader is caught even
-    when the two never lead at the same instant."""
-
-    def __init__(self, cfg: Config) -> None:
-        super().__init__(name="tester-leadership-monitor", daemon=True)
-        self.cfg = cfg
-        self._stopped = threading.Event()
-        self.leader_of_term: dict[int, int] = {}
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    def run(self) -> None:
-        while not self._stopped.wait(MONITOR_INTERVAL):
-            for i, node in self.cfg.live_nodes():
-                try:
-                    state = node.get_state()
-                except Exception as exc:
-                    self.cfg.record_failure(f"server {i}: get_state() raised "
-                                            f"{type(exc).__name__}: {exc}")
-                    continue
-                if not state.is_leader:
-                    continue
-                leader = self.leader_of_term.setdefault(state.term, i)
-                if leader != i:
-                    self.cfg.record_failure(f"term {state.term} has 2 (>1) leaders: servers "
-                                            f"{leader} and {i} (seen by the leadership monitor)")
-
-
-class Spawned:
-    """A helper thread of a test (a client, a concurrent one()). join() returns its result
-    or raises its failure in the joining thread."""
-
-    def __init__(self, fn: Callable[..., Any], args: tuple, name: str) -> None:
-        self._fn, self._args = fn, args
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._result: Any = None
-        self._error: BaseException | None = None
-        self._raised = False
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._result = self._fn(*self._args)
-        except BaseException as exc:
-            log.error("%s failed: %s", self._thread.name, exc)
-            self._error = exc
-
-    def join(self, timeout: float | None = None) -> Any:
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise TesterFailure(f"{self._thread.name} did not finish within {timeout} s")
-        self.raise_failure()
-        return self._result
-
-    def raise_failure(self) -> None:
-        if self._error is not None and not self._raised:
-            self._raised = True
-            raise self._error
-
-    def failure_text(self) -> str | None:
-        if self._error is None or self._raised:
-            return None
-        self._raised = True
-        return f"{self._thread.name} failed: {type(self._error).__name__}: {self._error}"

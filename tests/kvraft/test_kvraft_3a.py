@@ -1,0 +1,177 @@
+"""Lab 3A: the KV service without snapshots. Clerks' operations take effect exactly once, in
+an order consistent with real time, while the network loses and delays messages, servers
+restart and partitions come and go; a minority makes no progress, and catches up after a heal."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from kv_harness import ELECTION_TIMEOUT
+from kv_scenarios import (
+    LINEARIZABLE_CLIENTS, append_value, check, check_concurrent_appends, generic_test,
+    spawn_clients, speed_test,
+)
+
+PART = "3A"
+ONE_CLIENT = 1
+MANY_CLIENTS = 5
+
+ONE_KEY_SERVERS = 3
+ONE_KEY_CLIENTS = 5
+ONE_KEY_APPENDS = 10            # appends per clerk
+
+ONE_PARTITION_SERVERS = 5
+MINORITY_WAIT = 1.0             # a minority's Put and Get must not complete within this
+HEAL_SETTLE = ELECTION_TIMEOUT  # after the heal, time for the servers to agree on a new term,
+HEAL_COMPLETION_TIMEOUT = 3.0   # ... then both must complete within this (MIT requires only the Put)
+
+
+def test_basic_3a(make_config):
+    generic_test(make_config, PART, ONE_CLIENT, unreliable=False, crash=False, partitions=False,
+                 maxraftstate=None)
+
+
+def test_speed_3a(make_config):
+    speed_test(make_config, PART, maxraftstate=None)
+
+
+def test_concurrent_3a(make_config):
+    generic_test(make_config, PART, MANY_CLIENTS, unreliable=False, crash=False,
+                 partitions=False, maxraftstate=None)
+
+
+def test_unreliable_3a(make_config):
+    generic_test(make_config, PART, MANY_CLIENTS, unreliable=True, crash=False,
+                 partitions=False, maxraftstate=None)
+
+
+def test_unreliable_one_key_3a(make_config):
+    """Five clerks append to one key over a lossy network: each append lands exactly once."""
+    cfg = make_config(ONE_KEY_SERVERS, unreliable=True)
+    ck = cfg.make_client(cfg.all())
+    cfg.begin(f"Test: concurrent append to same key, unreliable ({PART})")
+
+    ck.put("k", "")
+
+    def appender(client, myck):
+        for n in range(ONE_KEY_APPENDS):
+            myck.append("k", append_value(client, n))
+
+    for clerk in spawn_clients(cfg, ONE_KEY_CLIENTS, appender):
+        clerk.join()
+
+    check_concurrent_appends(cfg, ck.get("k"), [ONE_KEY_APPENDS] * ONE_KEY_CLIENTS)
+    cfg.end()
+
+
+def test_one_partition_3a(make_config):
+    """The majority side keeps serving; the side with the old leader does not, and its
+    clerks' requests complete once the partition heals."""
+    servers = ONE_PARTITION_SERVERS
+    cfg = make_config(servers)
+    ck = cfg.make_client(cfg.all())
+
+    ck.put("1", "13")
+
+    cfg.begin(f"Test: progress in majority ({PART})")
+
+    p1, p2 = cfg.make_partition()  # the current leader ends up in p2, the minority
+    cfg.partition(p1, p2)
+
+    ckp1 = cfg.make_client(p1)   # a clerk of the majority
+    ckp2a = cfg.make_client(p2)  # two clerks of the minority
+    ckp2b = cfg.make_client(p2)
+
+    ckp1.put("1", "14")
+    check(cfg, ckp1, "1", "14")
+
+    cfg.end()
+
+    cfg.begin(f"Test: no progress in minority ({PART})")
+
+    put_done, get_done = threading.Event(), threading.Event()
+
+    def minority_put():
+        ckp2a.put("1", "15")
+        put_done.set()
+
+    def minority_get():
+        ckp2b.get("1")  # another clerk of the minority
+        get_done.set()
+
+    put = cfg.spawn(minority_put, name="tester-minority-put")
+    get = cfg.spawn(minority_get, name="tester-minority-get")
+
+    cfg.sleep(MINORITY_WAIT)
+    if put_done.is_set():
+        cfg.fail("Put in minority completed")
+    if get_done.is_set():
+        cfg.fail("Get in minority completed")
+
+    check(cfg, ckp1, "1", "14")
+    ckp1.put("1", "16")
+    check(cfg, ckp1, "1", "16")
+
+    cfg.end()
+
+    cfg.begin(f"Test: completion after heal ({PART})")
+
+    cfg.connect_all()
+    cfg.connect_client(ckp2a, cfg.all())
+    cfg.connect_client(ckp2b, cfg.all())
+
+    cfg.sleep(HEAL_SETTLE)
+
+    deadline = time.monotonic() + HEAL_COMPLETION_TIMEOUT
+    heal_budget = HEAL_SETTLE + HEAL_COMPLETION_TIMEOUT
+    if not put_done.wait(max(0.0, deadline - time.monotonic())):
+        cfg.fail(f"Put in minority did not complete within {heal_budget:.0f} s of the heal")
+    if not get_done.wait(max(0.0, deadline - time.monotonic())):
+        cfg.fail(f"Get in minority did not complete within {heal_budget:.0f} s of the heal")
+    put.join()
+    get.join()
+
+    check(cfg, ck, "1", "15")
+
+    cfg.end()
+
+
+def test_many_partitions_one_client_3a(make_config):
+    generic_test(make_config, PART, ONE_CLIENT, unreliable=False, crash=False, partitions=True,
+                 maxraftstate=None)
+
+
+def test_many_partitions_many_clients_3a(make_config):
+    generic_test(make_config, PART, MANY_CLIENTS, unreliable=False, crash=False,
+                 partitions=True, maxraftstate=None)
+
+
+def test_persist_one_client_3a(make_config):
+    generic_test(make_config, PART, ONE_CLIENT, unreliable=False, crash=True, partitions=False,
+                 maxraftstate=None)
+
+
+def test_persist_concurrent_3a(make_config):
+    generic_test(make_config, PART, MANY_CLIENTS, unreliable=False, crash=True,
+                 partitions=False, maxraftstate=None)
+
+
+def test_persist_concurrent_unreliable_3a(make_config):
+    generic_test(make_config, PART, MANY_CLIENTS, unreliable=True, crash=True,
+                 partitions=False, maxraftstate=None)
+
+
+def test_persist_partition_3a(make_config):
+    generic_test(make_config, PART, MANY_CLIENTS, unreliable=False, crash=True,
+                 partitions=True, maxraftstate=None)
+
+
+def test_persist_partition_unreliable_3a(make_config):
+    generic_test(make_config, PART, MANY_CLIENTS, unreliable=True, crash=True,
+                 partitions=True, maxraftstate=None)
+
+
+def test_persist_partition_unreliable_linearizable_3a(make_config):
+    generic_test(make_config, PART, LINEARIZABLE_CLIENTS, unreliable=True, crash=True,
+                 partitions=True, maxraftstate=None, random_keys=True)

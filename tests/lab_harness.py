@@ -1,0 +1,408 @@
+"""What the Raft tester (lab 2) and the KV tester (lab 3) share, and the pytest plugin behind them.
+
+The lab testers build a cluster of peers on an emulated network, poke it, and check what it
+does. Each suite's `Config` (tests/raft/raft_harness.py, tests/kvraft/kv_harness.py) extends
+`Cluster`, which owns the bookkeeping both need:
+
+* the summary line: `begin(title)` starts the measured part, `end()` checks the time limit and
+  the background failures, then prints the suite's line through the terminal reporter;
+* the 120 s limit, measured from the cluster's creation (`check_timeout`);
+* failures found off the test's thread (`record_failure`), raised in the test thread at its
+  next check (or during `sleep`), so nothing is lost in a background thread;
+* helper threads (`spawn`, `stop_flag`) that end when the test ends, even a failed one;
+* the leadership monitor: every 50 ms it asks every live peer for its state, and two peers
+  leading in one term fail the test.
+
+The plugin half (registered by tests/conftest.py) turns these into fixtures and hooks. A test
+that uses the `lab_clusters` fixture, through its suite's `make_config`, is a lab test: it is
+marked `lab` and gets a pytest-timeout watchdog shortly after the 120 s limit (method signal:
+on expiry every live thread's stack is dumped and the test fails). After the test, every
+cluster it built is torn down, and any thread the test started that is still alive 2 s later
+fails the test, by name and stack.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable, Generic, NoReturn, Protocol, TypeVar
+
+import pytest
+
+__all__ = [
+    "Cluster", "ClusterRegistry", "LeadershipMonitor", "Spawned", "TesterFailure",
+    "TesterStopped", "PeerState", "TEST_TIME_LIMIT", "WATCHDOG_SECONDS", "MONITOR_INTERVAL",
+]
+
+log = logging.getLogger("tester")
+
+# --- Limits ----------------------------------------------------------------------------------------
+TEST_TIME_LIMIT = 120.0           # a whole test, measured from cluster creation
+WATCHDOG_MARGIN = 10.0            # pytest-timeout stops a test this long after the limit
+WATCHDOG_SECONDS = TEST_TIME_LIMIT + WATCHDOG_MARGIN
+MONITOR_INTERVAL = 0.050          # the leadership monitor samples every peer every 50 ms
+MONITOR_STOP_TIMEOUT = 1.0        # teardown waits this long for the monitor to stop
+KILL_TIMEOUT = 2.0                # teardown: kill() must return within this (peers promise 1 s)
+WATCH_INTERVAL = 0.100            # sleep() looks for background failures this often
+THREAD_EXIT_GRACE = 2.0           # threads of a test must be gone this long after teardown
+THREAD_EXIT_POLL = 0.050
+LEAKED_STACK_FRAMES = 4           # innermost frames shown for each thread that did not exit
+
+LAB_FIXTURE = "lab_clusters"      # a test using this fixture (via make_config) is a lab test
+
+
+class TesterFailure(AssertionError):
+    """A check of the tester failed; the message says what was expected and what was seen."""
+
+
+class TesterStopped(BaseException):
+    """Raised inside a helper thread (a clerk stuck in a minority, say) once the test is being
+    torn down, to end the thread quietly. A BaseException, so that code under test catching
+    Exception to retry does not swallow it."""
+
+
+class PeerState(Protocol):
+    term: int
+    is_leader: bool
+
+
+class Peer(Protocol):
+    """What the monitor and teardown need of a peer (a Raft Node or a KV server Node)."""
+
+    def get_state(self) -> PeerState: ...
+
+    def kill(self) -> None: ...
+
+
+P = TypeVar("P", bound=Peer)
+
+
+class Cluster(Generic[P]):
+    """The part of a lab tester's config that does not depend on what the peers run.
+
+    Subclasses start the peers, then call `start_monitor()`; they implement `live_nodes()`
+    (for the monitor), `summary_line()` and `shut_down()` (kill the peers, stop the network).
+    """
+
+    def __init__(self, n: int, report: Callable[[str], None] = print) -> None:
+        self.t_created = time.monotonic()
+        self.n = n
+        self._report = report
+
+        self._failures_lock = threading.Lock()
+        self._failures: list[str] = []       # apply errors and monitor findings, in order
+        self._reported = 0                   # how many of them have been raised already
+        self._spawned: list[Spawned] = []
+        self._stop_flags: list[threading.Event] = []
+        # Set when teardown begins: helper threads then stop quietly instead of failing.
+        self.finished = threading.Event()
+
+        self.title = ""
+        self.t_begin = time.monotonic()
+        self._monitor = LeadershipMonitor(self)
+
+    # --- what a suite's config provides --------------------------------------------------------
+
+    def live_nodes(self) -> list[tuple[int, P]]:
+        """(server, node) for every peer that is running now."""
+        raise NotImplementedError
+
+    def summary_line(self, seconds: float) -> str:
+        """The line end() prints; `seconds` since begin()."""
+        raise NotImplementedError
+
+    def shut_down(self) -> list[str]:
+        """Kill every peer and stop the network; return the problems seen doing so."""
+        raise NotImplementedError
+
+    def start_monitor(self) -> None:
+        self._monitor.start()
+
+    # --- the summary line ------------------------------------------------------------------------
+
+    def begin(self, title: str) -> None:
+        """Start the part of the test the summary line measures."""
+        log.info("%s ...", title)
+        self.title = title
+        self.t_begin = time.monotonic()
+
+    def end(self) -> None:
+        """Check the time limit and background failures, then print the summary line."""
+        self.check_timeout()
+        self.check_background_failures()
+        self._report(self.summary_line(time.monotonic() - self.t_begin))
+
+    def report(self, line: str) -> None:
+        """Print a line of the test's output (summary lines, notes), past output capture."""
+        self._report(line)
+
+    def check_timeout(self) -> None:
+        if time.monotonic() - self.t_created > TEST_TIME_LIMIT:
+            self.fail(f"test took longer than {TEST_TIME_LIMIT:.0f} seconds")
+
+    # --- failures --------------------------------------------------------------------------------
+
+    def fail(self, message: str) -> NoReturn:
+        raise TesterFailure(message)
+
+    def record_failure(self, message: str) -> None:
+        """Called off the test thread: the test thread raises `message` at its next check."""
+        with self._failures_lock:
+            if message in self._failures:
+                return
+            self._failures.append(message)
+        log.error("%s", message)
+
+    def check_background_failures(self) -> None:
+        """Raise, in the caller's thread, what the monitor or spawned threads found."""
+        with self._failures_lock:
+            new = self._failures[self._reported:]
+            self._reported = len(self._failures)
+        if new:
+            self.fail("\n".join(new))
+        for spawned in list(self._spawned):
+            spawned.raise_failure()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, but raise at once (not after the sleep) what the monitor or spawned threads
+        find meanwhile: a clerk that read a wrong value fails the test when it does."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.check_background_failures()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, WATCH_INTERVAL))
+
+    def unreported_failures(self) -> list[str]:
+        with self._failures_lock:
+            new = self._failures[self._reported:]
+            self._reported = len(self._failures)
+        texts = [spawned.failure_text() for spawned in self._spawned]
+        return new + [text for text in texts if text is not None]
+
+    # --- helper threads --------------------------------------------------------------------------
+
+    def spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> Spawned:
+        """Run fn(*args) on a new thread; its failure fails the test (at join or next check)."""
+        spawned = Spawned(fn, args, name or f"tester-{getattr(fn, '__name__', 'helper')}")
+        self._spawned.append(spawned)
+        spawned.start()
+        return spawned
+
+    def stop_flag(self) -> threading.Event:
+        """An Event for a test's helper loops; teardown sets it too, so they end even when
+        the test fails before setting it."""
+        flag = threading.Event()
+        self._stop_flags.append(flag)
+        if self.finished.is_set():
+            flag.set()
+        return flag
+
+    # --- teardown --------------------------------------------------------------------------------
+
+    def cleanup(self, check_time_limit: bool) -> list[str]:
+        """Stop the tester's threads, kill every peer and shut the network down.
+
+        Returns the problems found (background failures nobody raised yet, a kill() that
+        does not return, the time limit); the fixture fails the test with them."""
+        self.finished.set()
+        for flag in self._stop_flags:
+            flag.set()
+        self._monitor.stop()
+        if self._monitor.is_alive():
+            self._monitor.join(MONITOR_STOP_TIMEOUT)
+        problems = self.shut_down()
+        problems += self.unreported_failures()
+        if check_time_limit and time.monotonic() - self.t_created > TEST_TIME_LIMIT:
+            problems.append(f"test took longer than {TEST_TIME_LIMIT:.0f} seconds")
+        return problems
+
+    @staticmethod
+    def kill_all(nodes: list[tuple[int, P]]) -> list[str]:
+        """Kill the peers in parallel, on threads of their own, so that a kill() that hangs is
+        reported rather than hanging the run."""
+        problems = []
+        killers = []
+        for i, node in nodes:
+            killer = threading.Thread(target=node.kill, name=f"tester-kill-{i}", daemon=True)
+            killer.start()
+            killers.append((i, killer))
+        deadline = time.monotonic() + KILL_TIMEOUT
+        for i, killer in killers:
+            killer.join(max(0.0, deadline - time.monotonic()))
+            if killer.is_alive():
+                problems.append(f"server {i}: kill() did not return within {KILL_TIMEOUT:.0f} s")
+        return problems
+
+
+class LeadershipMonitor(threading.Thread):
+    """Samples every live peer every 50 ms: two servers leading in one term fails the test.
+
+    It remembers each term's leader for the whole test, so a second leader is caught even
+    when the two never lead at the same instant."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        super().__init__(name="tester-leadership-monitor", daemon=True)
+        self.cluster = cluster
+        self._stopped = threading.Event()
+        self.leader_of_term: dict[int, int] = {}
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def run(self) -> None:
+        while not self._stopped.wait(MONITOR_INTERVAL):
+            for i, node in self.cluster.live_nodes():
+                try:
+                    state = node.get_state()
+                except Exception as exc:
+                    self.cluster.record_failure(f"server {i}: get_state() raised "
+                                                f"{type(exc).__name__}: {exc}")
+                    continue
+                if not state.is_leader:
+                    continue
+                leader = self.leader_of_term.setdefault(state.term, i)
+                if leader != i:
+                    self.cluster.record_failure(
+                        f"term {state.term} has 2 (>1) leaders: servers {leader} and {i} "
+                        "(seen by the leadership monitor)")
+
+
+class Spawned:
+    """A helper thread of a test (a clerk, a concurrent one()). join() returns its result
+    or raises its failure in the joining thread. A thread ended by TesterStopped (teardown
+    began) returns None and is no failure."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, name: str) -> None:
+        self._fn, self._args = fn, args
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._raised = False
+
+    @property
+    def name(self) -> str:
+        return self._thread.name
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._fn(*self._args)
+        except TesterStopped:
+            pass
+        except BaseException as exc:
+            log.error("%s failed: %s", self._thread.name, exc)
+            self._error = exc
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> Any:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TesterFailure(f"{self._thread.name} did not finish within {timeout} s")
+        self.raise_failure()
+        return self._result
+
+    def raise_failure(self) -> None:
+        if self._error is not None and not self._raised:
+            self._raised = True
+            raise self._error
+
+    def failure_text(self) -> str | None:
+        if self._error is None or self._raised:
+            return None
+        self._raised = True
+        return f"{self._thread.name} failed: {type(self._error).__name__}: {self._error}"
+
+
+# --- The pytest plugin ---------------------------------------------------------------------------
+
+_call_report = pytest.StashKey[pytest.TestReport]()
+
+
+class ClusterRegistry:
+    """The `lab_clusters` fixture's value: the clusters a test built, torn down after it.
+
+    A suite's `make_config` fixture builds its Config with `report=registry.report` and hands
+    it to `track()`."""
+
+    def __init__(self, reporter: Any) -> None:
+        self._reporter = reporter
+        self.clusters: list[Cluster] = []
+
+    def report(self, line: str) -> None:
+        """Write a line past output capture, so summary lines show in plain `make` output."""
+        if self._reporter is not None:
+            self._reporter.write_line(line)
+        else:
+            print(line, file=sys.__stdout__, flush=True)
+
+    def track(self, cluster: Cluster) -> Cluster:
+        self.clusters.append(cluster)
+        return cluster
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if LAB_FIXTURE in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.lab)
+            item.add_marker(pytest.mark.timeout(WATCHDOG_SECONDS))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call":
+        item.stash[_call_report] = report
+    return report
+
+
+@pytest.fixture
+def lab_clusters(request: pytest.FixtureRequest):
+    """Tracks the clusters a test builds; afterwards tears them down and fails the test on
+    problems found then: unraised background failures, a kill() that hangs, the time limit
+    (only if the test passed otherwise), and threads still running 2 s after teardown."""
+    registry = ClusterRegistry(request.config.pluginmanager.getplugin("terminalreporter"))
+    threads_before = set(threading.enumerate())
+
+    yield registry
+
+    call = request.node.stash.get(_call_report, None)
+    passed = call is not None and call.passed
+    problems = []
+    for cluster in registry.clusters:
+        problems += cluster.cleanup(check_time_limit=passed)
+    leaked = threads_still_running(threads_before)
+    if leaked:
+        problems.append(f"{len(leaked)} thread(s) still running {THREAD_EXIT_GRACE:.0f} s after "
+                        "teardown:\n" + "\n".join(describe_thread(t) for t in leaked))
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def threads_still_running(threads_before: set[threading.Thread]) -> list[threading.Thread]:
+    """The threads started since `threads_before` that are still alive after the grace period."""
+    deadline = time.monotonic() + THREAD_EXIT_GRACE
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        if not leaked or time.monotonic() >= deadline:
+            return leaked
+        time.sleep(THREAD_EXIT_POLL)
+
+
+def describe_thread(thread: threading.Thread) -> str:
+    """A thread's name and its innermost frames (outside the threading module)."""
+    frame = sys._current_frames().get(thread.ident)
+    if frame is None:
+        return f"  {thread.name}"
+    frames = [f for f in traceback.extract_stack(frame) if f.filename != threading.__file__]
+    stack = traceback.format_list(frames[-LEAKED_STACK_FRAMES:] or traceback.extract_stack(frame))
+    return f"  {thread.name}, at:\n" + "".join("    " + line.replace("\n", "\n    ").rstrip() + "\n"
+                                              for line in stack).rstrip()
