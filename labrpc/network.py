@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import random
 import threading
 from concurrent.futures import Future
@@ -49,6 +50,10 @@ LONG_DEAD_END_DELAY_MS = 7000        # ... or after U[0, 7000) ms with long dela
 REORDER_PROBABILITY = 600 / 900      # long reordering: 2 replies in 3 are held back
 REORDER_BASE_MS = 200                # ... for 200 ms
 REORDER_SPREAD_MS = 2000             # ... plus U[0, 1 + U[0, 2000)) ms, skewed to short waits
+
+# `Network()` without a seed takes it from here when set (`labs test --seed` sets it per run), so
+# a failed run can be repeated with the same drops, delays and reorderings.
+SEED_ENV = "LABRPC_SEED"
 
 _server_ids = itertools.count(1)
 _network_ids = itertools.count(1)
@@ -184,6 +189,8 @@ class Network:
     """The emulated network: ends, servers, the fault model and the traffic counters."""
 
     def __init__(self, seed: int | None = None) -> None:
+        if seed is None and os.environ.get(SEED_ENV):
+            seed = int(os.environ[SEED_ENV])
         self._lock = threading.Lock()
         self._random = random.Random(seed)
         self._reliable = True

@@ -31,6 +31,7 @@ from typing import Callable
 
 import labcodec
 from labrpc import RpcError
+from labs.debug import Topic, debug
 from proto.raftpb import RaftClient, RequestVoteArgs, RequestVoteReply
 ### BEGIN SOLUTION 2A 2B 2C 2D
 from proto.raftpb import (
@@ -49,8 +50,8 @@ log = logging.getLogger("raft")
 # per pair of peers when idle, so heartbeats go every 100 ms and an election timeout is several
 # heartbeats long (unreliable networks lose 1 round trip in 5), randomized to split no votes.
 HEARTBEAT_INTERVAL = 0.100
-ELECTION_TIMEOUT_MIN = 0.300
-ELECTION_TIMEOUT_MAX = 0.600
+ELECTION_TIMEOUT_MIN = 0.200
+ELECTION_TIMEOUT_MAX = 0.400
 KILL_JOIN_TIMEOUT = 1.0
 ### END SOLUTION
 
@@ -247,6 +248,8 @@ class Raft:
         """
         ### BEGIN SOLUTION 2C
         self.persister.save_raft_state(self._encode_state())
+        debug(Topic.PERSIST, "S%d saved term %d, vote %s, log through %d", self.me,
+              self.current_term, self.voted_for, self.log.last_index)
         ### END SOLUTION
 
     ### BEGIN SOLUTION 2D
@@ -277,10 +280,11 @@ class Raft:
     def _become_follower(self, term: int) -> None:
         """A higher term was seen: adopt it and forget our vote (Figure 2, all servers)."""
         if term > self.current_term:
+            debug(Topic.TERM, "S%d term %d -> %d", self.me, self.current_term, term)
             self.current_term, self.voted_for = term, None
             self._persist()
         if self.role is not Role.FOLLOWER:
-            log.debug("S%d: back to follower in term %d", self.me, self.current_term)
+            debug(Topic.TERM, "S%d back to follower in term %d", self.me, self.current_term)
             self.role = Role.FOLLOWER
             self._ticker_wakeup.notify()
 
@@ -308,7 +312,8 @@ class Raft:
                 self.voted_for = args.candidate_id
                 self._persist()
             self._reset_election_timer()
-            log.debug("S%d: voted for S%d in term %d", self.me, args.candidate_id, self.current_term)
+            debug(Topic.VOTE, "S%d granted vote to S%d in term %d", self.me, args.candidate_id,
+                  self.current_term)
             return RequestVoteReply(term=self.current_term, vote_granted=True)
         return RequestVoteReply(term=self.current_term, vote_granted=False)
 
@@ -323,7 +328,7 @@ class Raft:
         self.votes = {self.me}
         self._persist()
         self._reset_election_timer()
-        log.debug("S%d: starts an election for term %d", self.me, self.current_term)
+        debug(Topic.TERM, "S%d election timeout: candidate for term %d", self.me, self.current_term)
         return RequestVoteArgs(term=self.current_term, candidate_id=self.me,
                                last_log_index=self.log.last_index, last_log_term=self.log.last_term)
 
@@ -342,7 +347,8 @@ class Raft:
     # Leaders (sections 5.3, 5.4)
 
     def _become_leader(self) -> None:
-        log.debug("S%d: leader of term %d", self.me, self.current_term)
+        debug(Topic.LEADER, "S%d leader of term %d, log through %d", self.me, self.current_term,
+              self.log.last_index)
         self.role = Role.LEADER
         for peer in range(len(self.peers)):
             self.next_index[peer] = self.log.last_index + 1
@@ -413,6 +419,8 @@ class Raft:
         else:
             next_index = reply.conflict_index
         self.next_index[peer] = max(self.match_index[peer] + 1, min(next_index, args.prev_log_index))
+        debug(Topic.APPEND, "S%d backs up S%d: rejected after %d, next index %d", self.me, peer,
+              args.prev_log_index, self.next_index[peer])
 
     def _on_install_snapshot_reply(self, peer: int, args: InstallSnapshotArgs,
                                    reply: InstallSnapshotReply) -> None:
@@ -432,7 +440,7 @@ class Raft:
                 break  # older terms commit only indirectly (Figure 8)
             if sum(1 for m in self.match_index if m >= n) >= majority:
                 self.commit_index = n
-                log.debug("S%d: commit index %d", self.me, n)
+                debug(Topic.COMMIT, "S%d commit index %d", self.me, n)
                 self._applier_wakeup.notify()
                 for peer, wakeup in enumerate(self._replicator_wakeups):
                     if peer != self.me:
@@ -474,6 +482,8 @@ class Raft:
                 continue
             self.log.truncate_after(index - 1)
             self.log.append(entries[offset:])
+            debug(Topic.APPEND, "S%d appended %d entries after %d from S%d", self.me,
+                  len(entries) - offset, index - 1, args.leader_id)
             changed = True
             break
         if changed:
@@ -508,7 +518,7 @@ class Raft:
         self.log.compact(index, term)
         self.commit_index = self.last_applied = index
         self._persist_with_snapshot(data)
-        log.debug("S%d: installed snapshot through index %d", self.me, index)
+        debug(Topic.SNAPSHOT, "S%d installed the leader's snapshot through %d", self.me, index)
         return True
 
     def _snapshot(self, index: int, data: bytes) -> None:
@@ -519,7 +529,7 @@ class Raft:
             raise ValueError(f"snapshot({index}) is beyond the last applied index {self.last_applied}")
         self.log.compact(index, self.log.term_at(index))
         self._persist_with_snapshot(data)
-        log.debug("S%d: snapshot through index %d", self.me, index)
+        debug(Topic.SNAPSHOT, "S%d snapshot through %d", self.me, index)
 
     # ---------------------------------------------------------------------------------------------
     # Applying committed entries (Figure 2: "if commitIndex > lastApplied, apply")
