@@ -46,6 +46,61 @@ def _cmd_handout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_test(args: argparse.Namespace) -> int:
+    from labs.repeat import run_tests
+
+    return run_tests(args.tests, iterations=args.iterations, workers=args.workers,
+                     output=Path(args.output), timeout=args.timeout, seed=args.seed,
+                     tests_dir=Path(args.tests_dir) if args.tests_dir else None)
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from labs.debug import parse_topics
+    from labs.logview import open_lines, view_log
+
+    try:
+        ignore = parse_topics(args.ignore) if args.ignore else set()
+        only = parse_topics(args.just) if args.just else None
+    except ValueError as exc:
+        print(f"labs logs: {exc}", file=sys.stderr)
+        return 2
+    if args.columns is not None and args.columns < 1:
+        print("labs logs: -c must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        lines = open_lines(args.file)
+    except OSError as exc:
+        print(f"labs logs: {exc}", file=sys.stderr)
+        return 2
+    try:
+        view_log(lines, columns=args.columns, width=args.width, ignore=ignore, only=only)
+    except BrokenPipeError:  # `labs logs x.log | head`
+        sys.stderr.close()
+    return 0
+
+
+def _cmd_check_history(args: argparse.Namespace) -> int:
+    from labs.linearizability.command import check_history
+
+    return check_history(args.file, timeout=args.timeout or None, html=args.html)
+
+
+def _timeout_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0: no limit)")
+    return value
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from labs.grading.command import grade_command
+
+    return grade_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labs", description="raftlabs tools")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -68,6 +123,69 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--branch", metavar="NAME",
                         help="commit the handout to branch NAME of this repo, as a root commit")
     handout.set_defaults(func=_cmd_handout)
+
+    from labs.grading.command import add_grade_arguments
+
+    grade = commands.add_parser(
+        "grade", help="grade a submission (directory, git repo or archive); or write a "
+                      "Gradescope bundle",
+        description="Grade a student's submission: only the student files are taken, laid on "
+                    "the pristine framework, and every test of the rubric runs N times, each in a "
+                    "fresh, limited process. Writes results.json (Gradescope), junit.xml, "
+                    "report.txt and the logs of failed runs. See docs/instructors.md.")
+    add_grade_arguments(grade)
+    grade.set_defaults(func=_cmd_grade)
+
+    from labs.repeat import DEFAULT_TIMEOUT
+
+    test = commands.add_parser(
+        "test", help="run tests many times in parallel; keep the logs of failed runs",
+        description="Run each selected test N times, each run in a fresh pytest process, and keep "
+                    "the output of every failed run. Exit status 1 if any run failed.")
+    test.add_argument("tests", nargs="+", metavar="TEST",
+                      help="a part (2A, 3B), a whole lab (2, 3) or a test's exact name")
+    test.add_argument("-n", "--iterations", type=int, default=10, metavar="N",
+                      help="runs of each test (default: 10)")
+    test.add_argument("-p", "--workers", type=int, default=1, metavar="P",
+                      help="runs at a time (default: 1); mind your cores, the tests are timed")
+    test.add_argument("-o", "--output", default="test-failures", metavar="DIR",
+                      help="where the logs of failed runs go (default: test-failures/)")
+    test.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                      help=f"stop a run after this long, with a thread dump, and count it failed "
+                           f"(default: {DEFAULT_TIMEOUT:g})")
+    test.add_argument("--seed", type=int, metavar="S",
+                      help="run r gets network seed S+r (default: a random S, shown)")
+    test.add_argument("--tests-dir", metavar="DIR",
+                      help="the tests to choose from (default: this repository's tests/); "
+                           "runs start in its parent directory")
+    test.set_defaults(func=_cmd_test)
+
+    logs = commands.add_parser(
+        "logs", help="show a debug() log as one column per peer, coloured by topic")
+    logs.add_argument("file", nargs="?", default="-", metavar="FILE",
+                      help="the log; - (the default) reads stdin")
+    logs.add_argument("-c", "--columns", type=int, metavar="N",
+                      help="number of peers (default: as many as the log names)")
+    logs.add_argument("-i", "--ignore", metavar="TOPIC,...", help="drop these topics")
+    logs.add_argument("-j", "--just", metavar="TOPIC,...", help="keep only these topics")
+    logs.add_argument("--width", type=int, metavar="COLS",
+                      help="total width (default: the terminal's)")
+    logs.set_defaults(func=_cmd_logs)
+
+    check = commands.add_parser(
+        "check-history", help="check a Jepsen/porcupine-style KV history for linearizability",
+        description="Check a KV history, one {:process P, :type :invoke|:ok|:fail|:info, :f "
+                    ":get|:put|:append, :key K, :value V} event per line, in time order. "
+                    "Exit status: 0 linearizable, 1 not linearizable (writes an HTML page "
+                    "showing why), 2 undecided within --timeout, 3 unreadable input.")
+    check.add_argument("file", metavar="FILE", help="the history; - reads standard input")
+    check.add_argument("--timeout", type=_timeout_seconds, default=10.0, metavar="SECONDS",
+                       help="give up (exit 2) after this long; 0 for no limit (default: 10)")
+    check.add_argument("--html", metavar="PATH",
+                       help="where to write the page if not linearizable (default: FILE's "
+                            "name with .linearizability.html, beside it; for stdin, "
+                            "history.linearizability.html here)")
+    check.set_defaults(func=_cmd_check_history)
     return parser
 
 
