@@ -179,6 +179,8 @@ def _concurrent_rate(clients: list, args: object, calls_per_client: int) -> floa
 GROUPS: dict[str, MetricGroup] = {
     "rpc": rpc_metrics,
     "raft": lazy("labs.bench_raft", "raft_metrics"),
+    "kv": lazy("labs.bench_kv", "kv_metrics"),
+    "linearizability": lazy("labs.linearizability.bench", "check_50clients"),
 }
 
 # Targets: labrpc's own; Raft against a complete Go solution on this kind of machine (wall time
@@ -191,6 +193,11 @@ TARGETS: dict[str, Target] = {
     "raft_2a_cpu_s": Target("<=", 1.2), "raft_2b_cpu_s": Target("<=", 2.7),
     "raft_2c_cpu_s": Target("<=", 32), "raft_2d_cpu_s": Target("<=", 10),
     "raft_peak_rss_mb": Target("<=", 256),
+    # KV: against the same Go solution (3A 244 s, 3B 137 s); instructors grade in 768 MB.
+    "kv_op_ms_p50": Target("<=", 2),
+    "kv_3a_wall_s": Target("<=", 244), "kv_3b_wall_s": Target("<=", 137),
+    "kv_peak_rss_mb": Target("<=", 512),
+    "check_50clients_s": Target("<", 1),
 }
 
 
