@@ -31,7 +31,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_handout(args: argparse.Namespace) -> int:
-    from labs.handout import MarkerError, build_handout, commit_to_branch
+    try:
+        from labs.handout import MarkerError, build_handout, commit_to_branch
+    except ImportError:
+        print("labs handout: an instructor tool; this copy is a student handout", file=sys.stderr)
+        return 2
 
     try:
         if args.branch:
@@ -47,10 +51,11 @@ def _cmd_handout(args: argparse.Namespace) -> int:
 
 
 def _cmd_test(args: argparse.Namespace) -> int:
-    from labs.repeat import run_tests
+    from labs.repeat import DEFAULT_TIMEOUT, run_tests
 
+    timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
     return run_tests(args.tests, iterations=args.iterations, workers=args.workers,
-                     output=Path(args.output), timeout=args.timeout, seed=args.seed,
+                     output=Path(args.output), timeout=timeout, seed=args.seed,
                      tests_dir=Path(args.tests_dir) if args.tests_dir else None)
 
 
@@ -101,6 +106,18 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     return grade_command(args)
 
 
+def _add_grade_command(commands, add_grade_arguments) -> None:
+    grade = commands.add_parser(
+        "grade", help="grade a submission (directory, git repo or archive); or write a "
+                      "Gradescope bundle",
+        description="Grade a student's submission: only the student files are taken, laid on "
+                    "the pristine framework, and every test of the rubric runs N times, each in a "
+                    "fresh, limited process. Writes results.json (Gradescope), junit.xml, "
+                    "report.txt and the logs of failed runs. See docs/instructors.md.")
+    add_grade_arguments(grade)
+    grade.set_defaults(func=_cmd_grade)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labs", description="raftlabs tools")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -124,19 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="commit the handout to branch NAME of this repo, as a root commit")
     handout.set_defaults(func=_cmd_handout)
 
-    from labs.grading.command import add_grade_arguments
-
-    grade = commands.add_parser(
-        "grade", help="grade a submission (directory, git repo or archive); or write a "
-                      "Gradescope bundle",
-        description="Grade a student's submission: only the student files are taken, laid on "
-                    "the pristine framework, and every test of the rubric runs N times, each in a "
-                    "fresh, limited process. Writes results.json (Gradescope), junit.xml, "
-                    "report.txt and the logs of failed runs. See docs/instructors.md.")
-    add_grade_arguments(grade)
-    grade.set_defaults(func=_cmd_grade)
-
-    from labs.repeat import DEFAULT_TIMEOUT
+    try:
+        from labs.grading.command import add_grade_arguments
+    except ImportError:  # the student handout carries no grader
+        add_grade_arguments = None
+    if add_grade_arguments is not None:
+        _add_grade_command(commands, add_grade_arguments)
 
     test = commands.add_parser(
         "test", help="run tests many times in parallel; keep the logs of failed runs",
@@ -150,9 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="runs at a time (default: 1); mind your cores, the tests are timed")
     test.add_argument("-o", "--output", default="test-failures", metavar="DIR",
                       help="where the logs of failed runs go (default: test-failures/)")
-    test.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                      help=f"stop a run after this long, with a thread dump, and count it failed "
-                           f"(default: {DEFAULT_TIMEOUT:g})")
+    test.add_argument("--timeout", type=float, metavar="SECONDS",
+                      help="stop a run after this long, with a thread dump, and count it failed "
+                           "(default: 150, past a lab test's 120 s limit and its watchdog)")
     test.add_argument("--seed", type=int, metavar="S",
                       help="run r gets network seed S+r (default: a random S, shown)")
     test.add_argument("--tests-dir", metavar="DIR",
