@@ -20,13 +20,15 @@ operations are linearized and the state, so a pair seen once never needs explori
 
 Plain WGL notices a wrong choice only at a return entry, possibly much later and after an
 exponential number of configurations. Models that describe their reads (`Model.read_hints`)
-let this search cut those subtrees off early; without hints it is plain WGL. See
-`_check_partition` for the three shortcuts.
+let this search cut those subtrees off early; without hints it is plain WGL, except that a
+stretch of operations one after another is taken without search. See `_check_partition` for
+the shortcuts.
 """
 
 from __future__ import annotations
 
 import enum
+import gc
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -113,15 +115,23 @@ def check_operations(model: Model, operations: Sequence[Operation],
     deadline = None if timeout is None else began + timeout
     partitions = [PartitionResult(label, list(ops)) for label, ops in model.partition(operations)]
     verdict = CheckOutcome.OK
-    for partition in sorted(partitions, key=lambda p: len(p.operations)):
-        try:
-            _check_partition(model, partition, deadline)
-        except _OutOfTime:
-            partition.outcome = verdict = CheckOutcome.UNKNOWN
-            break
-        if partition.outcome is CheckOutcome.ILLEGAL:
-            verdict = CheckOutcome.ILLEGAL
-            break
+    # The search allocates many small objects but makes no reference cycles: the cyclic
+    # garbage collector would only walk the growing cache again and again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for partition in sorted(partitions, key=lambda p: len(p.operations)):
+            try:
+                _check_partition(model, partition, deadline)
+            except _OutOfTime:
+                partition.outcome = verdict = CheckOutcome.UNKNOWN
+                break
+            if partition.outcome is CheckOutcome.ILLEGAL:
+                verdict = CheckOutcome.ILLEGAL
+                break
+    finally:
+        if collecting:
+            gc.enable()
     return CheckResult(verdict, model, partitions, time.monotonic() - began)
 
 
@@ -136,7 +146,16 @@ def _sorted_entries(operations: Sequence[Operation]) -> list[tuple[int, bool]]:
 def _check_partition(model: Model, partition: PartitionResult, deadline: float | None) -> None:
     """Run the search on one partition; fill in its outcome (raise _OutOfTime past deadline).
 
-    On top of plain WGL, with hints from the model:
+    On top of plain WGL:
+    - An operation that overlaps no other operation still to be linearized (no other call
+      comes before its return) is the only one that may come next ("sequential"), and the
+      operations linearized before it are all those called before it. So the configuration
+      it leads to is known by the operation and the new state, a small key to cache instead
+      of the set of every operation linearized so far: a sequential stretch of the history
+      costs a step per operation, and no search. If it is illegal, the configuration fails.
+
+    With hints from the model:
+    - A read that can never become legal even from the start decides the partition at once.
     - A read that is legal now (or another neutral operation that is legal and changes
       nothing now) is linearized now, and only that is tried ("forced"): any linearization
       placing it later stays valid with it moved here, since it changes no state and
@@ -155,6 +174,7 @@ def _check_partition(model: Model, partition: PartitionResult, deadline: float |
     neutral, viable, watchers = hints.neutral, hints.viable, hints.watchers
     inputs = hints.inputs or [op.input for op in operations]
     step = hints.step or model.step
+    initial = model.init() if hints.init is None else hints.init
 
     # The linked list lives in flat arrays indexed by entry number: 0 is the head sentinel,
     # 1..2n the entries in time order, 2n+1 the tail sentinel. For a call entry, `return_of`
@@ -173,10 +193,17 @@ def _check_partition(model: Model, partition: PartitionResult, deadline: float |
     nxt = list(range(1, tail + 2))
     prv = list(range(-1, tail))
 
-    cache: set[tuple[int, Any]] = set()
+    if any(test is not None and not test(initial, 0) for test in viable):
+        partition.outcome = CheckOutcome.ILLEGAL
+        partition.stuck = _candidates_after(order, [])
+        partition.doomed = _doomed_after([], initial, step, inputs, outputs, viable)
+        return
+
+    cache: set[tuple[int, Any]] = set()  # (linearized operations, state)
+    sequential_seen: set[tuple[int, Any]] = set()  # (sequential operation, state after it)
     # One frame per linearized operation: (its call entry, the state before it, forced).
     stack: list[tuple[int, Any, bool]] = []
-    state = model.init()
+    state = initial
     linearized = 0
     # The longest run of linearized operations so far; its first `shared` ones are known to
     # be the bottom of the stack, so it grows without copying while the search goes forward.
@@ -195,65 +222,74 @@ def _check_partition(model: Model, partition: PartitionResult, deadline: float |
                 partition.search_steps = steps
                 partition.longest_prefix = longest
                 raise _OutOfTime
-        forced = dead = False
+        forced = dead = sequential = False
         if fresh:
             fresh = False
             entry = nxt[head]
-            while return_of[entry] >= 0:  # the operations that may come next
-                i = op_of[entry]
-                if neutral[i]:
-                    legal, new_state = step(state, inputs[i], outputs[i])
-                    if legal and new_state == state:
-                        forced = True
-                        break
-                    test = viable[i]
-                    if test is not None and not test(state, linearized):
-                        dead = True
-                        break
-                entry = nxt[entry]
+            if nxt[entry] == return_of[entry]:
+                forced = sequential = True  # the only operation that may come next
             else:
-                for _ in range(LOOKAHEAD_ENTRIES):
-                    if entry == tail:
-                        break
-                    if return_of[entry] >= 0:
-                        test = viable[op_of[entry]]
+                while return_of[entry] >= 0:  # the operations that may come next
+                    i = op_of[entry]
+                    if neutral[i]:
+                        legal, new_state = step(state, inputs[i], outputs[i])
+                        if legal and new_state == state:
+                            forced = True
+                            break
+                        test = viable[i]
                         if test is not None and not test(state, linearized):
                             dead = True
                             break
                     entry = nxt[entry]
-                entry = nxt[head]
+                else:
+                    for _ in range(LOOKAHEAD_ENTRIES):
+                        if entry == tail:
+                            break
+                        if return_of[entry] >= 0:
+                            test = viable[op_of[entry]]
+                            if test is not None and not test(state, linearized):
+                                dead = True
+                                break
+                        entry = nxt[entry]
+                    entry = nxt[head]
         ret = return_of[entry]
         if ret >= 0 and not dead:
             i = op_of[entry]
             legal, new_state = step(state, inputs[i], outputs[i])
             if legal:
                 new_linearized = linearized | bits[i]
-                key = (new_linearized, new_state)
-                if key not in cache:
-                    cache.add(key)
+                if sequential:
+                    key, seen = (i, new_state), sequential_seen
+                else:
+                    key, seen = (new_linearized, new_state), cache
+                if key in seen:
+                    legal = False
+                else:
+                    seen.add(key)
+                if legal:
                     for r in watchers[i]:
                         if not viable[r](new_state, new_linearized):  # type: ignore[misc]
                             legal = False
                             break
-                    if legal:
-                        stack.append((entry, state, forced))
-                        state = new_state
-                        linearized = new_linearized
-                        # Lift the call and the return entry out of the list.
-                        before, after = prv[entry], nxt[entry]
-                        nxt[before] = after
-                        prv[after] = before
-                        before, after = prv[ret], nxt[ret]
-                        nxt[before] = after
-                        prv[after] = before
-                        if len(stack) > len(longest):
-                            if shared == len(longest):
-                                longest.append(i)
-                            else:
-                                longest = [op_of[e] for e, _, _ in stack]
-                            shared = len(longest)
-                        fresh = True
-                        continue
+                if legal:
+                    stack.append((entry, state, forced))
+                    state = new_state
+                    linearized = new_linearized
+                    # Lift the call and the return entry out of the list.
+                    before, after = prv[entry], nxt[entry]
+                    nxt[before] = after
+                    prv[after] = before
+                    before, after = prv[ret], nxt[ret]
+                    nxt[before] = after
+                    prv[after] = before
+                    if len(stack) > len(longest):
+                        if shared == len(longest):
+                            longest.append(i)
+                        else:
+                            longest = [op_of[e] for e, _, _ in stack]
+                        shared = len(longest)
+                    fresh = True
+                    continue
             if not forced:
                 entry = nxt[entry]
                 continue
@@ -264,7 +300,7 @@ def _check_partition(model: Model, partition: PartitionResult, deadline: float |
                 partition.outcome = CheckOutcome.ILLEGAL
                 partition.longest_prefix = longest
                 partition.stuck = _candidates_after(order, longest)
-                partition.doomed = _doomed_after(longest, model.init(), step, inputs, outputs,
+                partition.doomed = _doomed_after(longest, initial, step, inputs, outputs,
                                                  viable)
                 partition.search_steps = steps + STEPS_PER_CLOCK_CHECK - clock_countdown
                 return

@@ -135,9 +135,13 @@ class ReadHints(NamedTuple):
       operations linearized, the read can never become legal.
     - `watchers[i]`: reads whose test may turn False when operation i is linearized; the
       checker runs them right after linearizing it.
-    - `inputs`, `step`: None, or a stand-in for the operations' inputs and the model's step
-      in the search, under which every read is legal after exactly the same sequences of
-      operations as under the originals.
+    - `inputs`, `step`, `init`: None, or a stand-in for the operations' inputs, the model's
+      step and its initial state in the search, under which every read is legal after
+      exactly the same sequences of operations as under the originals. The tests then see
+      stand-in states too. (`init` None: the model's own.)
+
+    A read whose test says False in the initial state, with nothing linearized, can never be
+    legal: the checker gives its verdict without searching.
     """
 
     neutral: list[bool]
@@ -145,6 +149,7 @@ class ReadHints(NamedTuple):
     watchers: list[tuple[int, ...]]
     inputs: list[Any] | None = None
     step: Callable[[Any, Any, Any], tuple[bool, Any]] | None = None
+    init: Any = None
 
     @classmethod
     def none(cls, n: int) -> "ReadHints":

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -25,7 +26,10 @@ from labs.linearizability import (
     CheckOutcome, HistoryError, KvInput, KvModel, Operation, Recorder, check_kv,
     check_operations, format_history, parse_history, render_html, write_html,
 )
-from labs.linearizability.generate import lose_an_append, random_kv_history
+from labs.linearizability.generate import (
+    duplicate_an_append, lose_an_append, one_key_appends_history, random_kv_history,
+    single_clerk_history,
+)
 from labs.linearizability.model import NEVER_RETURNED, ReadHints
 
 OK, ILLEGAL, UNKNOWN = CheckOutcome.OK, CheckOutcome.ILLEGAL, CheckOutcome.UNKNOWN
@@ -254,6 +258,123 @@ def test_generated_50_client_history_is_decided() -> None:
     (failing,) = result.failing()
     culprit = next(i for i, (a, b) in enumerate(zip(history, broken)) if a != b)
     assert broken[culprit] in [failing.operations[i] for i in failing.doomed + failing.stuck]
+
+
+def test_empty_values() -> None:
+    # A put of "" empties the value; an append of "" changes nothing.
+    assert verdict([append(0, "k", "a", 0, 1), put(0, "k", "", 2, 3),
+                    get(1, "k", "", 4, 5)]) is OK
+    assert verdict([append(0, "k", "a", 0, 1), put(0, "k", "", 2, 3),
+                    get(1, "k", "a", 4, 5)]) is ILLEGAL
+    assert verdict([append(0, "k", "a", 0, 1), append(0, "k", "", 2, 3),
+                    get(1, "k", "a", 4, 5)]) is OK
+    # A put of "" may still empty the value if it may come before the get, not otherwise.
+    assert verdict([append(0, "k", "a", 0, 1), put(1, "k", "", 0, 10),
+                    get(2, "k", "", 2, 3)]) is OK
+    assert verdict([append(0, "k", "a", 0, 1), put(1, "k", "", 5, 10),
+                    get(2, "k", "", 2, 3)]) is ILLEGAL
+    # After it, appends build the value afresh, in either order if they overlap.
+    ops = [put(0, "k", "x", 0, 1), put(1, "k", "", 2, 3), append(0, "k", "a", 4, 10),
+           append(1, "k", "b", 4, 10)]
+    assert verdict(ops + [get(2, "k", "ba", 11, 12)]) is OK
+    assert verdict(ops + [get(2, "k", "xab", 11, 12)]) is ILLEGAL
+
+
+def _small_history_with_empty_values(rng: random.Random) -> list[Operation]:
+    """Like `_random_small_history`, with the values the KV hints treat specially: unique
+    ones none of which is a prefix of another (like the lab's) mixed with empty ones, or a
+    few values, possibly empty, repeated."""
+    unique = rng.random() < 0.5
+    plan = []
+    busy_until = [0.0] * 4
+    for n in range(rng.randint(1, 8)):
+        client = rng.randrange(4)
+        call = busy_until[client] + rng.choice([0, 0.5, 1, 2])
+        ret = NEVER_RETURNED if rng.random() < 0.05 else call + rng.choice([0, 1, 2, 3, 6])
+        busy_until[client] = call + 100 if math.isinf(ret) else ret
+        kind = rng.choice(["get", "get", "put", "append", "append", "append"])
+        if unique:
+            value = "" if rng.random() < 0.25 else f"x {client} {n} y"
+        else:
+            value = rng.choice(["a", "b", "", ""])
+        plan.append((rng.uniform(call, min(ret, call + 10)), client, kind, value, call, ret))
+    ops = []
+    state = ""
+    for _, client, kind, value, call, ret in sorted(plan):
+        if kind == "get":
+            output: str | None = state
+            if rng.random() < 0.25:
+                output = rng.choice(["", "a", state + "b", state[:-1], state[:len(state) // 2],
+                                     state + state[-7:], state[7:]])
+            if math.isinf(ret) and rng.random() < 0.5:
+                output = None
+            ops.append(get(client, "k", output, call, ret))
+        else:
+            state = value if kind == "put" else state + value
+            ops.append((put if kind == "put" else append)(client, "k", value, call, ret))
+    return ops
+
+
+def test_agrees_with_brute_force_with_empty_and_repeated_values() -> None:
+    rng = random.Random(3824)
+    seen = set()
+    for _ in range(600):
+        ops = _small_history_with_empty_values(rng)
+        expected = _brute_force(ops)
+        seen.add(expected)
+        assert (verdict(ops) is OK) == expected, ops
+    assert seen == {True, False}
+
+
+def test_concurrent_appends_to_one_key_after_an_empty_put() -> None:
+    """TestUnreliableOneKey's history: Put("k", ""), five clerks appending to "k" at once
+    over a lossy network (calls of 0-200 ms), one get of everything. The empty put used to
+    leave it undecided; it must be decided at once, lost and doubled appends included."""
+    for seed in range(6):
+        history = one_key_appends_history(seed=seed)
+        assert len(history) == 52 and history[0].input == KvInput("put", "k", "")
+        assert max(sum(op.call_time <= t < op.return_time for op in history)
+                   for t in (op.call_time for op in history)) == 5  # every clerk busy at once
+        result = check_kv(history, timeout=5)
+        assert result.result is OK, seed
+        # a few steps per operation: the get's output says which order the appends took
+        assert result.partitions[0].search_steps < 10 * len(history)
+        for broken in (lose_an_append(history, seed), duplicate_an_append(history, seed)):
+            result = check_kv(broken, timeout=5)
+            assert result.result is ILLEGAL, seed
+            (failing,) = result.failing()
+            assert failing.operations[-1].input.op == "get"
+            assert len(history) - 1 in failing.doomed  # the get is blamed
+        assert check_kv(one_key_appends_history(seed=seed, initial_put=False),
+                        timeout=5).result is OK
+
+
+def test_long_sequential_history_on_one_key() -> None:
+    """The generic test with one clerk (3B's "restarts, snapshots, one client"): 10,000
+    operations on one key, none overlapping another, a Put(key, "") starting each round,
+    gets of the whole value. Taken in order, without search."""
+    history = single_clerk_history(10_000, iterations=3, seed=4)
+    assert len(history) == 10_000
+    assert all(a.return_time < b.call_time for a, b in zip(history, history[1:]))
+    assert sum(op.input == KvInput("put", "0", "") for op in history) == 3
+    result = check_kv(history, timeout=5)
+    assert result.result is OK
+    assert result.partitions[0].search_steps == len(history)
+    assert check_kv(lose_an_append(history, seed=4), timeout=5).result is ILLEGAL
+
+    one_round = single_clerk_history(10_000, iterations=1, seed=4)
+    assert max(len(op.output or "") for op in one_round) > 40_000
+    assert check_kv(one_round, timeout=5).result is OK
+    assert check_kv(duplicate_an_append(one_round, seed=4), timeout=5).result is ILLEGAL
+    # A get late in the history returns what an earlier one did: stale.
+    gets = [i for i, op in enumerate(one_round) if op.input.op == "get"]
+    stale = list(one_round)
+    stale[gets[-10]] = replace(stale[gets[-10]], output=one_round[gets[-100]].output)
+    result = check_kv(stale, timeout=5)
+    assert result.result is ILLEGAL
+    (failing,) = result.failing()
+    assert failing.longest_prefix == list(range(gets[-10]))
+    assert gets[-10] in failing.doomed + failing.stuck
 
 
 # --- The history format --------------------------------------------------------------------------
