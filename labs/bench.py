@@ -212,8 +212,9 @@ def _format(value: float) -> str:
 
 
 def _print_table(metrics: dict[str, float], title: str) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from labs.console import make_console
 
     table = Table(title=title)
     table.add_column("metric")
@@ -226,7 +227,7 @@ def _print_table(metrics: dict[str, float], title: str) -> None:
         else:
             style = "green" if target.met_by(value) else "red"
             table.add_row(name, f"[{style}]{_format(value)}[/{style}]", str(target))
-    Console().print(table)
+    make_console().print(table)
 
 
 def run_benchmarks(only: list[str], output: Path) -> int:

@@ -10,6 +10,13 @@ Solution regions use nbgrader's markers, with the lab part on the opening line:
 In the handout a region becomes `# Your code here (2B).` at the marker's indentation. A function
 left with nothing but a docstring and hints gets `raise NotImplementedError("Node.start (2B)")`,
 so a test that reaches it fails at once with the stub's name and part.
+
+`keep` (a predicate on Region) leaves chosen regions as solution code, e.g. a tree as a student
+who has done 2A would have it: `strip_file(path, relative, keep=lambda r: "2A" in r.parts)`.
+
+Markdown files lose their instructor-only passages, the lines from `<!-- BEGIN INSTRUCTORS -->` to
+`<!-- END INSTRUCTORS -->` (each marker on a line of its own), such as the README's link to
+docs/instructors.md, which the handout leaves out.
 """
 
 from __future__ import annotations
@@ -21,11 +28,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+from urllib.parse import unquote
 
 __all__ = [
     "STUDENT_FILES", "INSTRUCTOR_ONLY", "MarkerError", "Region", "find_regions",
-    "strip_python", "strip_proto", "strip_file", "build_handout", "check_handout",
-    "solution_identifiers", "commit_to_branch",
+    "strip_python", "strip_proto", "strip_file", "strip_instructor_passages", "build_handout",
+    "check_handout", "solution_identifiers", "commit_to_branch",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -53,11 +62,16 @@ INSTRUCTOR_ONLY = (
 _BEGIN = re.compile(r"^(?P<indent>\s*)(?://\s*)?###\s*BEGIN SOLUTION\b(?P<rest>.*)$")
 _END = re.compile(r"^\s*(?://\s*)?###\s*END SOLUTION\b")
 _PART = re.compile(r"\b([2-3][A-Da-d])\b")
+_BEGIN_INSTRUCTORS = re.compile(r"^\s*<!--\s*BEGIN INSTRUCTORS\s*-->\s*$")
+_END_INSTRUCTORS = re.compile(r"^\s*<!--\s*END INSTRUCTORS\s*-->\s*$")
+_MARKERS = (_BEGIN, _END, _BEGIN_INSTRUCTORS, _END_INSTRUCTORS)
+# A Markdown link's target: [text](target "title") or a reference definition, [label]: target
+_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)|^\s{0,3}\[[^\]]+\]:\s*<?([^\s>]+)")
 _STUB_PLACEHOLDER = "__handout_stub_{n}__"
 
 
 class MarkerError(ValueError):
-    """Unbalanced or nested solution markers; the message starts with `file:line:`."""
+    """Unbalanced or nested solution or instructor markers; the message starts with `file:line:`."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,13 @@ class Region:
     @property
     def label(self) -> str:
         return ", ".join(self.parts)
+
+
+Keep = Callable[[Region], bool]  # True: the region stays as solution code (markers dropped)
+
+
+def _keep_none(region: Region) -> bool:
+    return False
 
 
 def find_regions(text: str, path: str = "<text>") -> list[Region]:
@@ -97,21 +118,24 @@ def find_regions(text: str, path: str = "<text>") -> list[Region]:
 
 def _hint(region: Region, comment: str) -> str:
     parts = f" ({region.label})" if region.parts else ""
-    desired = ", if desired" if region.optional else ""
-    return f"{region.indent}{comment} Your code here{desired}{parts}."
+    return f"{region.indent}{comment} Your code here{parts}."
 
 
-def _replace_regions(text: str, path: str, comment: str, with_placeholder: bool) -> tuple[str, list[Region]]:
+def _replace_regions(text: str, path: str, comment: str, with_placeholder: bool,
+                     keep: Keep) -> tuple[str, list[Region]]:
     regions = find_regions(text, path)
     lines = text.splitlines()
     out: list[str] = []
     cursor = 0
     for n, region in enumerate(regions):
         out.extend(lines[cursor:region.begin - 1])
+        cursor = region.end
+        if keep(region):
+            out.extend(lines[region.begin:region.end - 1])
+            continue
         out.append(_hint(region, comment))
         if with_placeholder:
             out.append(f"{region.indent}{_STUB_PLACEHOLDER.format(n=n)}")
-        cursor = region.end
     out.extend(lines[cursor:])
     return "\n".join(out) + ("\n" if text.endswith("\n") else ""), regions
 
@@ -148,9 +172,10 @@ def _needs_pass(marked: str, placeholder_line: str) -> bool:
     return False
 
 
-def strip_python(text: str, path: str = "<text>") -> str:
-    """Replace every solution region of a Python file by a hint (and a raise where needed)."""
-    marked, regions = _replace_regions(text, path, "#", with_placeholder=True)
+def strip_python(text: str, path: str = "<text>", keep: Keep = _keep_none) -> str:
+    """Replace every solution region of a Python file, but those `keep` accepts, by a hint
+    (and a raise where needed)."""
+    marked, regions = _replace_regions(text, path, "#", with_placeholder=True, keep=keep)
     try:
         tree = ast.parse(marked)
     except SyntaxError as exc:
@@ -188,18 +213,40 @@ def strip_python(text: str, path: str = "<text>") -> str:
     return result
 
 
-def strip_proto(text: str, path: str = "<text>") -> str:
-    """Replace every solution region of a .proto file by a `// Your code here` hint."""
-    return _replace_regions(text, path, "//", with_placeholder=False)[0]
+def strip_proto(text: str, path: str = "<text>", keep: Keep = _keep_none) -> str:
+    """Replace every solution region of a .proto file, but those `keep` accepts, by a
+    `// Your code here` hint."""
+    return _replace_regions(text, path, "//", with_placeholder=False, keep=keep)[0]
 
 
-def strip_file(path: Path, relative: str) -> str:
+def strip_file(path: Path, relative: str, keep: Keep = _keep_none) -> str:
+    """The handout version of a student file (`relative` picks the marker syntax)."""
     text = path.read_text()
     if relative.endswith(".py"):
-        return strip_python(text, relative)
+        return strip_python(text, relative, keep)
     if relative.endswith(".proto"):
-        return strip_proto(text, relative)
+        return strip_proto(text, relative, keep)
     raise ValueError(f"{relative}: no marker syntax for this kind of file")
+
+
+def strip_instructor_passages(text: str, path: str = "<text>") -> str:
+    """A Markdown file without its instructor-only passages (markers included)."""
+    kept, open_at = [], None
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        if _BEGIN_INSTRUCTORS.match(line):
+            if open_at is not None:
+                raise MarkerError(f"{path}:{number}: BEGIN INSTRUCTORS inside the passage opened "
+                                  f"at line {open_at} (passages cannot nest)")
+            open_at = number
+        elif _END_INSTRUCTORS.match(line):
+            if open_at is None:
+                raise MarkerError(f"{path}:{number}: END INSTRUCTORS without a BEGIN INSTRUCTORS")
+            open_at = None
+        elif open_at is None:
+            kept.append(line)
+    if open_at is not None:
+        raise MarkerError(f"{path}:{open_at}: BEGIN INSTRUCTORS is never closed")
+    return "".join(kept)
 
 
 def solution_identifiers(root: Path = REPO_ROOT) -> set[str]:
@@ -255,18 +302,22 @@ def build_handout(out_dir: Path, root: Path = REPO_ROOT, init_git: bool = True) 
         target.parent.mkdir(parents=True, exist_ok=True)
         if relative in STUDENT_FILES:
             target.write_text(strip_file(root / relative, relative))
+        elif relative.endswith(".md"):
+            text = (root / relative).read_text(encoding="utf-8")
+            target.write_text(strip_instructor_passages(text, relative), encoding="utf-8")
         else:
             shutil.copy2(root / relative, target)
     problems = check_handout(out_dir, solution_identifiers(root))
     if problems:
-        raise MarkerError("the handout still contains solution code:\n" + "\n".join(problems))
+        raise MarkerError("the handout is not fit to hand out:\n" + "\n".join(problems))
     if init_git:
         _git_commit_tree(out_dir)
     return files
 
 
 def check_handout(out_dir: Path, identifiers: set[str]) -> list[str]:
-    """Problems that would leak the solution: markers left over, solution-only names present."""
+    """What makes a handout unfit: markers left over, solution-only names present (they would
+    leak the solution), relative Markdown links to files the handout lacks."""
     problems = []
     for path in sorted(p for p in Path(out_dir).rglob("*") if p.is_file() and ".git" not in p.parts):
         if path.suffix not in (".py", ".proto", ".md", ".txt", ".cfg", ".toml", ""):
@@ -276,12 +327,35 @@ def check_handout(out_dir: Path, identifiers: set[str]) -> list[str]:
         if str(relative) == "labs/handout.py":
             continue  # the generator names its own markers
         for number, line in enumerate(text.splitlines(), start=1):
-            if _BEGIN.match(line) or _END.match(line):
-                problems.append(f"{relative}:{number}: solution marker left in the handout")
+            if any(marker.match(line) for marker in _MARKERS):
+                problems.append(f"{relative}:{number}: marker left in the handout: {line.strip()}")
+        if path.suffix == ".md":
+            problems += _broken_links(text, path, Path(out_dir))
         if str(relative) in STUDENT_FILES:
             words = set(re.findall(r"\w+", text))
             for ident in sorted(identifiers & words):
                 problems.append(f"{relative}: solution-only name {ident!r} survives")
+    return problems
+
+
+def _broken_links(text: str, path: Path, out_dir: Path) -> list[str]:
+    """The relative links of a Markdown file that lead to nothing inside `out_dir` (links in
+    code blocks and `code spans` are not links)."""
+    problems, in_code = [], False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_code = not in_code
+        if in_code:
+            continue
+        for match in _LINK.finditer(re.sub(r"`[^`]*`", "", line)):
+            link = match[1] or match[2]
+            target = link.split("#", 1)[0].split("?", 1)[0]
+            if not target or target.startswith("/") or re.match(r"[a-zA-Z][\w+.-]*:", target):
+                continue  # an anchor in this file, a site-absolute path or a URL (https:, mailto:)
+            resolved = (path.parent / unquote(target)).resolve()
+            if not (resolved.is_relative_to(out_dir.resolve()) and resolved.exists()):
+                problems.append(f"{path.relative_to(out_dir)}:{number}: link to {link} leads to "
+                                f"no file of the handout")
     return problems
 
 

@@ -48,6 +48,7 @@ from rich.table import Table
 from rich.text import Text
 
 from labrpc.network import SEED_ENV
+from labs.console import make_console
 
 __all__ = [
     "TestId", "Run", "Outcome", "SelectionError", "collect_tests", "select_tests", "run_once",
@@ -134,11 +135,24 @@ def select_tests(tests: list[TestId], words: list[str]) -> list[TestId]:
         else:
             matches = [t for t in tests if t.name == word or t.nodeid == word]
         if not matches:
-            close = difflib.get_close_matches(word, sorted({t.name for t in tests}), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise SelectionError(f"no test is named {word!r}{hint}")
+            raise SelectionError(_no_match(tests, word, part))
         chosen.update(matches)
     return [t for t in tests if t in chosen]
+
+
+def _no_match(tests: list[TestId], word: str, part: re.Match | None) -> str:
+    """Why `word` selects nothing: the parts or labs there are, or the test names closest to it."""
+    if part:
+        # The framework's own tests belong to no lab, even one named `..._up_to_7s`.
+        parts = sorted({m[1].upper() for t in tests
+                        if (m := re.search(r"_(\d[a-z])$", t.name.lower()))
+                        and "framework" not in Path(t.nodeid.split("::")[0]).parts})
+        if part["part"]:
+            return f"no part {word.upper()} (parts: {', '.join(parts)})"
+        return f"no lab {word} (labs: {', '.join(sorted({p[0] for p in parts}))})"
+    close = difflib.get_close_matches(word, sorted({t.name for t in tests}), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"no test is named {word!r}{hint}"
 
 
 # --- One run ------------------------------------------------------------------------------------
@@ -303,7 +317,7 @@ def run_tests(words: list[str], *, iterations: int, workers: int, output: Path,
               timeout: float, seed: int | None, tests_dir: Path | None = None,
               console: Console | None = None) -> int:
     """`labs test`: 0 if every run passed, 1 if any failed, 2 for bad arguments, 130 on Ctrl-C."""
-    console = console or Console(highlight=False)
+    console = console or make_console(highlight=False)
     default_tests_dir = (REPO_ROOT / "tests").resolve()
     tests_dir = (tests_dir or default_tests_dir).resolve()
     root = tests_dir.parent

@@ -246,7 +246,7 @@ class Raft:
             state = PersistentState(current_term=self.current_term, ...)
             self.persister.save_raft_state(labcodec.encode(state))
         """
-        ### BEGIN SOLUTION 2C
+        ### BEGIN SOLUTION 2C optional
         self.persister.save_raft_state(self._encode_state())
         debug(Topic.PERSIST, "S%d saved term %d, vote %s, log through %d", self.me,
               self.current_term, self.voted_for, self.log.last_index)

@@ -100,15 +100,14 @@ def _baked_options(args: argparse.Namespace) -> list[str]:
 
 
 def grade_command(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
+    from labs.console import make_console
     from labs.grading.grader import GradeOptions, Grader
     from labs.grading.report import render_table, save_failed_log, summary_lines, write_reports
     from labs.grading.rubric import RubricError, load_rubric
     from labs.grading.sandbox import Limits
     from labs.grading.submission import SubmissionError
 
-    err = Console(stderr=True, highlight=False)
+    err = make_console(stderr=True, highlight=False)
     try:
         rubric = load_rubric(Path(args.rubric) if args.rubric else None)
         options = GradeOptions(
@@ -151,7 +150,7 @@ def grade_command(args: argparse.Namespace) -> int:
             err.print(f"labs grade: {exc}", markup=False)
             return 2
         write_reports(report, out_dir)
-    out = Console(highlight=False)
+    out = make_console(highlight=False)
     out.print(render_table(report))
     for line in summary_lines(report):
         out.print(line, markup=False)

@@ -8,7 +8,8 @@ DIR receives
     rubric.json        the rubric in force
     framework/         the pristine framework: the student handout
     grader/labs/       the grader: labs/grading, labs/handout.py (which names the student
-                       files) and the default rubric; the handout does not include them
+                       files), labs/console.py and the default rubric; the handout does not
+                       include all of them
     autograder.zip     all of the above, ready to upload
 
 Gradescope unpacks the zip into /autograder/source, runs setup.sh once when it builds the
@@ -33,7 +34,7 @@ __all__ = ["write_bundle"]
 SOURCE = "/autograder/source"
 LABS_DIR = Path(__file__).resolve().parent.parent
 # What the grader needs of the labs package (standard library and rich otherwise).
-GRADER_FILES = ("__init__.py", "handout.py", "rubric.json", "grading")
+GRADER_FILES = ("__init__.py", "handout.py", "console.py", "rubric.json", "grading")
 
 SETUP_SH = """\
 #!/usr/bin/env bash

@@ -29,6 +29,10 @@ def default_html_path(history: str) -> Path:
     return path.with_name(f"{path.stem}.linearizability.html")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def check_history(history: str, timeout: float | None, html: str | None = None,
                   stdin: TextIO | None = None, out: TextIO | None = None,
                   err: TextIO | None = None) -> int:
@@ -46,8 +50,8 @@ def check_history(history: str, timeout: float | None, html: str | None = None,
         return EXIT_UNREADABLE
     result = check_kv(operations, timeout=timeout)
     clients = len({op.client for op in operations})
-    summary = (f"{len(operations)} operations, {clients} clients, {len(result.partitions)} keys, "
-               f"{result.seconds:.3f} s")
+    summary = (f"{_count(len(operations), 'operation')}, {_count(clients, 'client')}, "
+               f"{_count(len(result.partitions), 'key')}, {result.seconds:.3f} s")
     if result.result is CheckOutcome.OK:
         print(f"linearizable ({summary})", file=out)
         return EXIT_OK

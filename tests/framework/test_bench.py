@@ -60,6 +60,19 @@ def test_failing_group_returns_1_and_keeps_the_other_metrics(
     assert "no leader" in capsys.readouterr().err
 
 
+def test_table_is_not_cut_at_80_columns_when_the_output_is_no_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = "a_metric_whose_name_is_long_enough_to_be_split_in_an_80_column_table_ms"
+    monkeypatch.setattr(bench, "GROUPS", {"long": lambda: {name: 1234.5}})
+    monkeypatch.setattr(bench, "TARGETS", {name: bench.Target("<", 2000)})
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert bench.run_benchmarks(only=[], output=tmp_path / "results.json") == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if name in line]
+    assert len(rows) == 1 and 80 < len(rows[0]) <= 120
+    assert rows[0].split() == ["│", name, "│", "1,234", "│", "<", "2000", "│"]
+
+
 def test_target_comparisons() -> None:
     assert bench.Target("<=", 1.5).met_by(1.5) and not bench.Target("<=", 1.5).met_by(1.51)
     assert bench.Target(">", 10).met_by(11) and str(bench.Target(">", 10)) == "> 10"

@@ -28,10 +28,12 @@ import pytest
 from labs.cli import main as labs_main
 from labs.grading.cpus import CpuBudget, cpu_warning, parse_cpu_max, usable_cpus
 from labs.grading.grader import REPO_ROOT, GradeOptions, GradeReport, Grader
+from labs.grading.gradescope import write_bundle
 from labs.grading.report import gradescope_results, write_reports
 from labs.grading.rubric import RubricError, load_rubric
 from labs.grading.sandbox import HeadTail, Limits
 from labs.grading.submission import ExtractionLimits, extract_archive
+from labs.handout import build_handout
 
 PASSING = "def answer():\n    return 42\n"
 HANDOUT = 'def answer():\n    raise NotImplementedError("answer (1X)")\n'
@@ -457,7 +459,8 @@ def test_command_line_grades_and_writes_a_gradescope_bundle(framework: Path, tmp
         names = set(zf.namelist())
     assert {"setup.sh", "run_autograder", "rubric.json", "requirements.txt",
             "framework/tests/test_dummy.py", "framework/raft/raft.py",
-            "grader/labs/__init__.py", "grader/labs/handout.py", "grader/labs/grading/grader.py",
+            "grader/labs/__init__.py", "grader/labs/handout.py", "grader/labs/console.py",
+            "grader/labs/grading/grader.py",
             "grader/labs/grading/pytest_plugin.py", "grader/labs/grading/__main__.py"} <= names
     # The bundle's grader stands alone: run it as run_autograder does (minus --user).
     done = subprocess.run(
@@ -467,6 +470,31 @@ def test_command_line_grades_and_writes_a_gradescope_bundle(framework: Path, tmp
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "bundled" / "results.json").read_text())["score"] == 10.0
     assert labs_main(["grade", str(sub), *common, "--parts", "nonesuch"]) == 2
+
+
+# --- the real framework ---------------------------------------------------------------------------
+
+def tree_contents(root: Path) -> dict[str, bytes]:
+    """Every file under `root` but git's own, by relative path."""
+    return {path.relative_to(root).as_posix(): path.read_bytes()
+            for path in root.rglob("*") if path.is_file() and ".git" not in path.relative_to(root).parts}
+
+
+def assert_same_tree(actual: Path, expected: Path) -> None:
+    got, want = tree_contents(actual), tree_contents(expected)
+    assert sorted(got) == sorted(want)
+    assert [f for f in sorted(want) if got[f] != want[f]] == [], "files differ in content"
+
+
+def test_pristine_framework_and_bundle_match_the_handout_byte_for_byte(tmp_path: Path) -> None:
+    handout = tmp_path / "handout"
+    build_handout(handout, REPO_ROOT)
+    rubric = load_rubric()
+    with Grader(rubric) as grader:
+        pristine = grader.pristine()
+        assert_same_tree(pristine, handout)
+        write_bundle(tmp_path / "bundle", rubric, pristine, [])
+    assert_same_tree(tmp_path / "bundle" / "framework", handout)
 
 
 # --- pieces ---------------------------------------------------------------------------------------

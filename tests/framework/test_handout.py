@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from labs.handout import (
-    STUDENT_FILES, MarkerError, build_handout, check_handout, find_regions,
-    solution_identifiers, strip_proto, strip_python,
+    STUDENT_FILES, MarkerError, Region, build_handout, check_handout, find_regions,
+    solution_identifiers, strip_file, strip_instructor_passages, strip_proto, strip_python,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +71,7 @@ def test_region_inside_a_body_that_keeps_statements_gets_only_a_hint():
 def test_optional_region_leaves_a_valid_empty_body():
     source = "def kill(self):\n    ### BEGIN SOLUTION 2A optional\n    stop()\n    ### END SOLUTION\n"
     handout = strip_python(source)
-    assert "# Your code here, if desired (2A)." in handout
+    assert "# Your code here (2A)." in handout
     assert "    pass" in handout and "NotImplementedError" not in handout
     compile(handout, "handout", "exec")
 
@@ -78,6 +79,86 @@ def test_optional_region_leaves_a_valid_empty_body():
 def test_proto_regions_use_comment_markers():
     source = "message A {\n  // ### BEGIN SOLUTION 2A\n  uint64 term = 1;\n  // ### END SOLUTION\n}\n"
     assert strip_proto(source) == "message A {\n  // Your code here (2A).\n}\n"
+
+
+def test_kept_regions_stay_as_solution_code_without_markers():
+    source = (
+        "class Node:\n"
+        "    def get_state(self):\n"
+        "        ### BEGIN SOLUTION 2A\n"
+        "        return 1\n"
+        "        ### END SOLUTION\n"
+        "    def start(self, command):\n"
+        "        ### BEGIN SOLUTION 2B\n"
+        "        return 1, 1\n"
+        "        ### END SOLUTION\n"
+    )
+    handout = strip_python(source, keep=lambda region: "2A" in region.parts)
+    assert handout.splitlines()[1:3] == ["    def get_state(self):", "        return 1"]
+    assert 'raise NotImplementedError("Node.start (2B)")' in handout and "SOLUTION" not in handout
+    assert strip_python(source, keep=lambda region: False) == strip_python(source)
+    proto = "message A {\n  // ### BEGIN SOLUTION 2A\n  uint64 term = 1;\n  // ### END SOLUTION\n}\n"
+    assert strip_proto(proto, keep=lambda region: True) == "message A {\n  uint64 term = 1;\n}\n"
+
+
+def test_instructor_passages_leave_markdown_with_their_markers():
+    text = (
+        "- [tools](docs/tools.md)\n"
+        "  <!-- BEGIN INSTRUCTORS -->\n"
+        "- [instructors](docs/instructors.md)\n"
+        "  <!--END INSTRUCTORS-->\n"
+        "\n"
+        "A marker inside a line, `<!-- BEGIN INSTRUCTORS -->`, is only text.\n"
+    )
+    assert strip_instructor_passages(text) == (
+        "- [tools](docs/tools.md)\n"
+        "\n"
+        "A marker inside a line, `<!-- BEGIN INSTRUCTORS -->`, is only text.\n")
+    assert strip_instructor_passages("no passage") == "no passage"
+
+
+@pytest.mark.parametrize("text, line, problem", [
+    ("<!-- BEGIN INSTRUCTORS -->\n<!-- BEGIN INSTRUCTORS -->\n<!-- END INSTRUCTORS -->\n", 2,
+     "cannot nest"),
+    ("a\n<!-- END INSTRUCTORS -->\n", 2, "without a BEGIN"),
+    ("a\n\n<!-- BEGIN INSTRUCTORS -->\nb\n", 3, "never closed"),
+])
+def test_unbalanced_instructor_markers_name_file_and_line(text, line, problem):
+    with pytest.raises(MarkerError, match=rf"^README\.md:{line}: .*{problem}"):
+        strip_instructor_passages(text, "README.md")
+
+
+def test_build_handout_stops_at_unbalanced_instructor_markers(tmp_path: Path):
+    root = tmp_path / "repo"
+    for relative in STUDENT_FILES:
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / relative, root / relative)
+    (root / "README.md").write_text("# labs\n\n<!-- BEGIN INSTRUCTORS -->\nsecret\n")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    with pytest.raises(MarkerError, match=r"^README\.md:3: BEGIN INSTRUCTORS is never closed"):
+        build_handout(tmp_path / "out", root, init_git=False)
+
+
+def test_check_handout_reports_markdown_links_to_files_the_handout_lacks(tmp_path: Path):
+    tree = tmp_path / "handout"
+    (tree / "docs").mkdir(parents=True)
+    (tmp_path / "outside.md").write_text("exists, but outside the handout\n")
+    (tree / "docs" / "tools.md").write_text("[back](../README.md), [out](../../outside.md)\n")
+    (tree / "docs" / "left.md").write_text("text\n<!-- END INSTRUCTORS -->\n")
+    (tree / "README.md").write_text(
+        '[tools](docs/tools.md#labs-test) [guide](docs/guide.md "title") ![x](docs/x.png)\n'
+        "[web](https://example.org/a.md) [mail](mailto:a@b.c) [here](#layout) [dir](docs/)\n"
+        "a code span is no link: `[code](docs/code.md)`\n"
+        "```\n[fenced](docs/fenced.md)\n```\n"
+        "[ref]: docs/missing-ref.md\n"
+    )
+    assert check_handout(tree, set()) == [
+        "README.md:1: link to docs/guide.md leads to no file of the handout",
+        "README.md:1: link to docs/x.png leads to no file of the handout",
+        "README.md:7: link to docs/missing-ref.md leads to no file of the handout",
+        "docs/left.md:2: marker left in the handout: <!-- END INSTRUCTORS -->",
+        "docs/tools.md:1: link to ../../outside.md leads to no file of the handout",
+    ]
 
 
 def test_every_student_file_has_balanced_markers_and_a_compiling_handout():
@@ -113,6 +194,14 @@ def test_handout_leaves_out_instructor_tools(handout: Path):
     assert not (handout / "labs/handout.py").exists()
     assert not (handout / "tests/framework/test_handout.py").exists()
     assert not (handout / ".ci").exists()
+    assert not (handout / "docs/instructors.md").exists()
+
+
+def test_handout_readme_drops_its_instructor_passage(handout: Path):
+    assert "(docs/instructors.md)" in (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (handout / "README.md").read_text(encoding="utf-8")
+    assert "instructors.md" not in readme and "INSTRUCTORS" not in readme
+    assert "- [docs/tools.md](docs/tools.md): the `labs` command line for students" in readme
 
 
 def _run_pytest(tree: Path, *args: str, timeout: float) -> subprocess.CompletedProcess:
@@ -141,3 +230,50 @@ def test_every_handout_lab_test_fails_fast_naming_a_stub(handout: Path, tmp_path
         text = " ".join((p.get("message") or "") + (p.text or "") for p in problems)
         assert "NotImplementedError" in text, f"{name} failed without naming a stub: {text[:300]}"
     assert seen >= 50
+
+
+def _done_2a(region: Region) -> bool:
+    """The solution code a student who has finished 2A wrote: every region tagged 2A."""
+    return "2A" in region.parts
+
+
+@pytest.fixture(scope="module")
+def student_2a(handout: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The handout as a student who has done 2A, and nothing of 2B/2C/2D, would have it."""
+    tree = tmp_path_factory.mktemp("student-2a") / "raftlabs"
+    shutil.copytree(handout, tree, ignore=shutil.ignore_patterns(".git"))
+    for relative in STUDENT_FILES:
+        (tree / relative).write_text(strip_file(REPO_ROOT / relative, relative, keep=_done_2a))
+    return tree
+
+
+def _junit_cases(report: Path) -> list[ET.Element]:
+    return list(ET.parse(report).getroot().iter("testcase"))
+
+
+def test_2a_only_student_passes_2a(student_2a: Path, tmp_path: Path):
+    report = tmp_path / "junit.xml"
+    result = _run_pytest(student_2a, "tests/raft/test_raft_2a.py", "-q", f"--junitxml={report}",
+                         timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    cases = _junit_cases(report)
+    assert len(cases) == 3
+    assert not any(c.findall("failure") + c.findall("error") + c.findall("skipped") for c in cases)
+
+
+def test_2a_only_student_sees_every_2b_test_fail_fast_at_start(student_2a: Path, tmp_path: Path):
+    report = tmp_path / "junit.xml"
+    result = _run_pytest(student_2a, "tests/raft/test_raft_2b.py", "-q", f"--junitxml={report}",
+                         timeout=300)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    cases = _junit_cases(report)
+    defined = (student_2a / "tests/raft/test_raft_2b.py").read_text().count("\ndef test_")
+    assert len(cases) == defined >= 10
+    for case in cases:
+        name = case.get("name")
+        problems = case.findall("failure") + case.findall("error")
+        assert problems, f"{name} passed with 2A alone"
+        assert float(case.get("time")) < HANDOUT_TEST_LIMIT_S, f"{name} took {case.get('time')} s"
+        text = " ".join((p.get("message") or "") + (p.text or "") for p in problems)
+        assert "NotImplementedError" in text and "Node.start (2B)" in text, (
+            f"{name} did not fail at the Node.start stub: {text[:300]}")

@@ -560,6 +560,16 @@ def test_cli_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert (tmp_path / "history.linearizability.html").exists()
 
 
+def test_cli_summary_counts_one_in_the_singular(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    one = _write(tmp_path / "one.txt", [put(0, "k", "1", 0, 1)])
+    assert labs_main(["check-history", str(one)]) == 0
+    assert capsys.readouterr().out.startswith("linearizable (1 operation, 1 client, 1 key, ")
+    two = _write(tmp_path / "two.txt", [put(0, "k", "1", 0, 1), get(1, "j", "", 2, 3)])
+    assert labs_main(["check-history", str(two)]) == 0
+    assert capsys.readouterr().out.startswith("linearizable (2 operations, 2 clients, 2 keys, ")
+
+
 def test_cli_undecided(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(tmp_path / "hard.txt", hard_history())
     assert labs_main(["check-history", str(path), "--timeout", "0.2"]) == 2

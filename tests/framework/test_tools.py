@@ -7,6 +7,7 @@ reports its network seed), so the runner itself is tested, not the labs."""
 from __future__ import annotations
 
 import io
+import os
 import random
 import re
 import sys
@@ -19,6 +20,7 @@ from rich.console import Console
 from labrpc.network import SEED_ENV, Network
 from labs import debug as debug_module
 from labs.cli import main
+from labs.console import PIPE_WIDTH, make_console
 from labs.debug import LINE, Topic, debug, enabled_for, parse_topics
 from labs.logview import parse_line, view_log
 from labs.repeat import SelectionError, TestId, select_tests
@@ -163,8 +165,57 @@ def test_selection_expands_parts_and_labs_and_keeps_collection_order() -> None:
     assert names(["tests/t.py::test_d_3a"]) == ["test_d_3a"]
     with pytest.raises(SelectionError, match="did you mean test_backup_2b"):
         select_tests(tests, ["test_backup"])   # names are exact, not substrings
-    with pytest.raises(SelectionError):
-        select_tests(tests, ["2C"])
+    # A part the tests do not have: the message lists those they have, but not a framework
+    # test's look-alike suffix (`_7s`: seven seconds).
+    tests.append(TestId("test_fails_after_7s", "tests/framework/test_x.py::test_fails_after_7s"))
+    with pytest.raises(SelectionError, match=r"^no part 2C \(parts: 2A, 2B, 3A, 3B\)$"):
+        select_tests(tests, ["2c"])
+    with pytest.raises(SelectionError, match=r"^no lab 4 \(labs: 2, 3\)$"):
+        select_tests(tests, ["4"])
+
+
+def test_a_part_that_does_not_exist_exits_2_naming_the_parts(
+        scratch_tree: Path, capsys: pytest.CaptureFixture) -> None:
+    status = main(["test", "9D", "--tests-dir", str(scratch_tree / "tests")])
+    assert status == 2
+    assert "labs test: no part 9D (parts: 9A, 9B, 9C)" in capsys.readouterr().out
+
+
+def test_output_to_no_terminal_is_wide_unless_columns_says_otherwise(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    assert make_console(file=io.StringIO()).width == PIPE_WIDTH == 120
+    assert make_console(file=io.StringIO(), width=70).width == 70
+    monkeypatch.setenv("FORCE_COLOR", "1")   # colours in a CI log: still no terminal's width
+    assert make_console(file=io.StringIO()).width == PIPE_WIDTH
+    monkeypatch.setenv("COLUMNS", "100")
+    assert make_console(file=io.StringIO()).width == 100
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_a_terminal_keeps_its_own_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    master, slave = os.openpty()
+    with os.fdopen(slave, "w") as terminal:
+        try:
+            assert make_console(file=terminal).width == Console(file=terminal).width
+        finally:
+            os.close(master)
+
+
+def test_the_labs_test_table_is_not_cut_at_80_columns_in_a_log(
+        scratch_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.chdir(scratch_tree)   # the table's header names the output folder from here
+    stdout = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["test", "test_passes_9a", "-n", "1", "-o", "no-failures-either",
+                 "--tests-dir", str(scratch_tree / "tests")]) == 0
+    table = [line for line in stdout.getvalue().splitlines() if line and line[0] in "┏┃┡│└"]
+    assert len(table) == 5 and 80 < len(table[0]) <= PIPE_WIDTH   # one line a row, none cut
+    assert "┃ Failed runs: logs in no-failures-either/ ┃" in table[1]
+    assert table[3].startswith("│ test_passes_9a │")
 
 
 def test_network_takes_its_seed_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
