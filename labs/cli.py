@@ -40,7 +40,8 @@ def _cmd_handout(args: argparse.Namespace) -> int:
     try:
         if args.branch:
             commit = commit_to_branch(args.branch)
-            print(f"handout committed to branch {args.branch} ({commit[:12]}), with no history")
+            print(f"handout committed to branch {args.branch} ({commit[:12]}); "
+                  "its history holds handouts only")
         else:
             files = build_handout(Path(args.out_dir))
             print(f"handout written to {args.out_dir}: {len(files)} files, one git commit")
@@ -138,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     target = handout.add_mutually_exclusive_group(required=True)
     target.add_argument("out_dir", nargs="?", help="an empty or new directory for the handout")
     target.add_argument("--branch", metavar="NAME",
-                        help="commit the handout to branch NAME of this repo, as a root commit")
+                        help="commit the handout to branch NAME of this repo (a root commit, then one "
+                        "commit per changed handout; never solution history)")
     handout.set_defaults(func=_cmd_handout)
 
     try:

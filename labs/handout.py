@@ -22,6 +22,7 @@ docs/instructors.md, which the handout leaves out.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
 import subprocess
@@ -374,17 +375,29 @@ def _git_commit_tree(out_dir: Path) -> None:
 
 
 def commit_to_branch(branch: str, root: Path = REPO_ROOT) -> str:
-    """Commit a fresh handout to `branch` of this repo as a root commit (no solution history)."""
-    import os
+    """Commit a fresh handout to `branch` of the repo at `root`; return the branch's commit.
 
+    The branch holds handout commits only, never solution history: the first is a root commit,
+    each later one has the previous handout as its parent (students can pull the update), and
+    an unchanged handout adds no commit."""
     with tempfile.TemporaryDirectory() as tmp:
         tree_dir = Path(tmp) / "handout"
         build_handout(tree_dir, root, init_git=False)
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index"),
-               "GIT_WORK_TREE": str(tree_dir)}
-        _git(["add", "-A", "."], tree_dir, env={**env, "GIT_DIR": str(root / ".git")})
-        git_env = {**env, "GIT_DIR": str(root / ".git")}
-        tree = _git(["write-tree"], tree_dir, env=git_env)
-        commit = _git([*_AUTHOR, "commit-tree", tree, "-m", "raftlabs handout"], tree_dir, env=git_env)
+        env = {**os.environ, "GIT_DIR": str(root / ".git"),
+               "GIT_INDEX_FILE": str(Path(tmp) / "index"), "GIT_WORK_TREE": str(tree_dir)}
+        _git(["add", "-A", "."], tree_dir, env=env)
+        tree = _git(["write-tree"], tree_dir, env=env)
+        previous = _branch_tip(branch, root)
+        if previous is not None and _git(["rev-parse", f"{previous}^{{tree}}"], root) == tree:
+            return previous
+        parent = [] if previous is None else ["-p", previous]
+        commit = _git([*_AUTHOR, "commit-tree", tree, *parent, "-m", "raftlabs handout"],
+                      tree_dir, env=env)
         _git(["update-ref", f"refs/heads/{branch}", commit], root)
         return commit
+
+
+def _branch_tip(branch: str, root: Path) -> str | None:
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
+                           cwd=root, capture_output=True, text=True)
+    return found.stdout.strip() if found.returncode == 0 else None

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from labs.handout import (
-    STUDENT_FILES, MarkerError, Region, build_handout, check_handout, find_regions,
-    solution_identifiers, strip_file, strip_instructor_passages, strip_proto, strip_python,
+    STUDENT_FILES, MarkerError, Region, build_handout, check_handout, commit_to_branch,
+    find_regions, solution_identifiers, strip_file, strip_instructor_passages, strip_proto,
+    strip_python,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -195,6 +196,29 @@ def test_handout_leaves_out_instructor_tools(handout: Path):
     assert not (handout / "tests/framework/test_handout.py").exists()
     assert not (handout / ".ci").exists()
     assert not (handout / "docs/instructors.md").exists()
+
+
+def test_branch_holds_handouts_only_and_each_change_is_a_commit_on_the_last(tmp_path: Path):
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(repo)], check=True)
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    first = commit_to_branch("handout", repo)
+    assert git("rev-list", "handout").split() == [first]  # a root commit: no solution history
+    raft_py = git("show", "handout:raft/raft.py")
+    assert 'raise NotImplementedError("Node.start (2B)")' in raft_py
+    assert "BEGIN SOLUTION" not in raft_py
+    assert "labs/handout.py" not in git("ls-tree", "-r", "--name-only", "handout").split()
+    assert commit_to_branch("handout", repo) == first  # nothing changed: no new commit
+
+    guide = repo / "docs/lab2-raft.md"
+    guide.write_text(guide.read_text() + "\nA correction.\n")
+    second = commit_to_branch("handout", repo)
+    assert git("rev-list", "handout").split() == [second, first]
+    assert git("show", "handout:docs/lab2-raft.md").endswith("A correction.")
 
 
 def test_handout_readme_drops_its_instructor_passage(handout: Path):

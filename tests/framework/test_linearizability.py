@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -182,27 +183,29 @@ def _brute_force(ops: list[Operation]) -> bool:
     return extend(frozenset(), "")
 
 
-def _random_small_history(rng: random.Random) -> list[Operation]:
-    """Up to 7 operations on one key by up to 4 clients, outputs from a random linearization,
-    some of them then corrupted; values sometimes unique, sometimes repeated or empty."""
-    unique = rng.random() < 0.5
+def _random_one_key_history(rng: random.Random, max_ops: int, kinds: list[str],
+                            pick_value: Callable[[int, int], str], wrong_read_chance: float,
+                            wrong_reads: Callable[[str], list[str]]) -> list[Operation]:
+    """Up to `max_ops` operations on one key by up to 4 clients, outputs from a random
+    linearization; a read is then made wrong (one of `wrong_reads(state)`) with the given
+    chance, and some calls never return. `pick_value(client, n)` gives written values."""
     plan = []
     busy_until = [0.0] * 4
-    for n in range(rng.randint(1, 7)):
+    for n in range(rng.randint(1, max_ops)):
         client = rng.randrange(4)
         call = busy_until[client] + rng.choice([0, 0.5, 1, 2])
         ret = NEVER_RETURNED if rng.random() < 0.05 else call + rng.choice([0, 1, 2, 3, 6])
         busy_until[client] = call + 100 if math.isinf(ret) else ret
-        kind = rng.choice(["get", "get", "put", "append", "append"])
-        value = f"v{n}" if unique else rng.choice(["a", "b", "ab", ""])
-        plan.append((rng.uniform(call, min(ret, call + 10)), client, kind, value, call, ret))
+        kind = rng.choice(kinds)
+        plan.append((rng.uniform(call, min(ret, call + 10)), client, kind,
+                     pick_value(client, n), call, ret))
     ops = []
     state = ""
     for _, client, kind, value, call, ret in sorted(plan):
         if kind == "get":
             output: str | None = state
-            if rng.random() < 0.2:
-                output = rng.choice(["", "a", state + "b", state[:-1], state[::-1]])
+            if rng.random() < wrong_read_chance:
+                output = rng.choice(wrong_reads(state))
             if math.isinf(ret) and rng.random() < 0.5:
                 output = None
             ops.append(get(client, "k", output, call, ret))
@@ -210,6 +213,15 @@ def _random_small_history(rng: random.Random) -> list[Operation]:
             state = value if kind == "put" else state + value
             ops.append((put if kind == "put" else append)(client, "k", value, call, ret))
     return ops
+
+
+def _random_small_history(rng: random.Random) -> list[Operation]:
+    """Up to 7 operations; values sometimes unique, sometimes repeated or empty."""
+    unique = rng.random() < 0.5
+    return _random_one_key_history(
+        rng, 7, ["get", "get", "put", "append", "append"],
+        lambda client, n: f"v{n}" if unique else rng.choice(["a", "b", "ab", ""]),
+        0.2, lambda state: ["", "a", state + "b", state[:-1], state[::-1]])
 
 
 class _PlainKvModel(KvModel):
@@ -281,38 +293,20 @@ def test_empty_values() -> None:
 
 
 def _small_history_with_empty_values(rng: random.Random) -> list[Operation]:
-    """Like `_random_small_history`, with the values the KV hints treat specially: unique
-    ones none of which is a prefix of another (like the lab's) mixed with empty ones, or a
-    few values, possibly empty, repeated."""
+    """Up to 8 operations with the values the KV hints treat specially: unique ones none of
+    which is a prefix of another (like the lab's) mixed with empty ones, or a few values,
+    possibly empty, repeated."""
     unique = rng.random() < 0.5
-    plan = []
-    busy_until = [0.0] * 4
-    for n in range(rng.randint(1, 8)):
-        client = rng.randrange(4)
-        call = busy_until[client] + rng.choice([0, 0.5, 1, 2])
-        ret = NEVER_RETURNED if rng.random() < 0.05 else call + rng.choice([0, 1, 2, 3, 6])
-        busy_until[client] = call + 100 if math.isinf(ret) else ret
-        kind = rng.choice(["get", "get", "put", "append", "append", "append"])
+
+    def pick_value(client: int, n: int) -> str:
         if unique:
-            value = "" if rng.random() < 0.25 else f"x {client} {n} y"
-        else:
-            value = rng.choice(["a", "b", "", ""])
-        plan.append((rng.uniform(call, min(ret, call + 10)), client, kind, value, call, ret))
-    ops = []
-    state = ""
-    for _, client, kind, value, call, ret in sorted(plan):
-        if kind == "get":
-            output: str | None = state
-            if rng.random() < 0.25:
-                output = rng.choice(["", "a", state + "b", state[:-1], state[:len(state) // 2],
-                                     state + state[-7:], state[7:]])
-            if math.isinf(ret) and rng.random() < 0.5:
-                output = None
-            ops.append(get(client, "k", output, call, ret))
-        else:
-            state = value if kind == "put" else state + value
-            ops.append((put if kind == "put" else append)(client, "k", value, call, ret))
-    return ops
+            return "" if rng.random() < 0.25 else f"x {client} {n} y"
+        return rng.choice(["a", "b", "", ""])
+
+    return _random_one_key_history(
+        rng, 8, ["get", "get", "put", "append", "append", "append"], pick_value, 0.25,
+        lambda state: ["", "a", state + "b", state[:-1], state[:len(state) // 2],
+                       state + state[-7:], state[7:]])
 
 
 def test_agrees_with_brute_force_with_empty_and_repeated_values() -> None:
