@@ -8,15 +8,6 @@ The tester (and, in lab 3, your KV server) drives a peer through `Node`:
 
 Figure 2 of the extended Raft paper is the specification; the lab guide is docs/lab2-raft.md.
 """
-### BEGIN SOLUTION 2A 2B 2C 2D
-# How this solution is laid out, following Figure 2 section by section:
-# * `Log`: the entries after the last snapshot, indexed from 1 as in the paper.
-# * `Raft`: the state of Figure 2 and its rules as plain methods that change state under one
-#   lock and do no network I/O (`_handle_*` for RPCs received, `_on_*_reply` for replies).
-# * Threads, at the end of `Raft`: an election ticker, one replicator per peer and an applier.
-#   They only wait, send RPCs and feed the apply queue; the rules above make every decision.
-### END SOLUTION
-
 from __future__ import annotations
 
 import logging
@@ -46,6 +37,13 @@ __all__ = ["ApplyCommand", "ApplySnapshot", "ApplyMsg", "State", "NotLeader", "R
 log = logging.getLogger("raft")
 
 ### BEGIN SOLUTION 2A
+# How this solution is laid out, following Figure 2 section by section:
+# * `Log`: the entries after the last snapshot, indexed from 1 as in the paper.
+# * `Raft`: the state of Figure 2 and its rules as plain methods that change state under one
+#   lock and do no network I/O (`_handle_*` for RPCs received, `_on_*_reply` for replies).
+# * Threads, at the end of `Raft`: an election ticker, one replicator per peer and an applier.
+#   They only wait, send RPCs and feed the apply queue; the rules above make every decision.
+
 # Timing. The tester expects a new leader within 5 s of a failure and at most 10 RPCs per second
 # per pair of peers when idle, so heartbeats go every 100 ms and an election timeout is several
 # heartbeats long (unreliable networks lose 1 round trip in 5), randomized to split no votes.
@@ -723,7 +721,9 @@ class Node:
             return self.raft._cond_install_snapshot(term, index, data)
         ### END SOLUTION
 
-    # RPC handlers, called by labrpc for the `Raft` service of raft.proto.
+    # RPC handlers, called by labrpc for the `Raft` service of raft.proto: each rpc declared
+    # there needs a method here, its name in snake_case, taking the request message and
+    # returning the reply message, like request_vote below.
 
     def request_vote(self, args: RequestVoteArgs) -> RequestVoteReply:
         ### BEGIN SOLUTION 2A
@@ -731,14 +731,14 @@ class Node:
             return self.raft._handle_request_vote(args)
         ### END SOLUTION
 
+    ### BEGIN SOLUTION 2A 2B
     def append_entries(self, args: AppendEntriesArgs) -> AppendEntriesReply:
-        ### BEGIN SOLUTION 2A 2B
         with self.raft._lock:
             return self.raft._handle_append_entries(args)
-        ### END SOLUTION
+    ### END SOLUTION
 
+    ### BEGIN SOLUTION 2D
     def install_snapshot(self, args: InstallSnapshotArgs) -> InstallSnapshotReply:
-        ### BEGIN SOLUTION 2D
         with self.raft._lock:
             return self.raft._handle_install_snapshot(args)
-        ### END SOLUTION
+    ### END SOLUTION
