@@ -271,26 +271,22 @@ def student_2a(handout: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tree
 
 
-def _junit_cases(report: Path) -> list[ET.Element]:
+def _run_suite(tree: Path, suite: str, report: Path,
+               expected_status: int) -> list[ET.Element]:
+    """Run one test file of `tree` in pytest; check its exit status; return its JUnit cases."""
+    result = _run_pytest(tree, suite, "-q", f"--junitxml={report}", timeout=300)
+    assert result.returncode == expected_status, result.stdout[-3000:] + result.stderr[-2000:]
     return list(ET.parse(report).getroot().iter("testcase"))
 
 
 def test_2a_only_student_passes_2a(student_2a: Path, tmp_path: Path):
-    report = tmp_path / "junit.xml"
-    result = _run_pytest(student_2a, "tests/raft/test_raft_2a.py", "-q", f"--junitxml={report}",
-                         timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    cases = _junit_cases(report)
+    cases = _run_suite(student_2a, "tests/raft/test_raft_2a.py", tmp_path / "junit.xml", 0)
     assert len(cases) == 3
     assert not any(c.findall("failure") + c.findall("error") + c.findall("skipped") for c in cases)
 
 
 def test_2a_only_student_sees_every_2b_test_fail_fast_at_start(student_2a: Path, tmp_path: Path):
-    report = tmp_path / "junit.xml"
-    result = _run_pytest(student_2a, "tests/raft/test_raft_2b.py", "-q", f"--junitxml={report}",
-                         timeout=300)
-    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
-    cases = _junit_cases(report)
+    cases = _run_suite(student_2a, "tests/raft/test_raft_2b.py", tmp_path / "junit.xml", 1)
     defined = (student_2a / "tests/raft/test_raft_2b.py").read_text().count("\ndef test_")
     assert len(cases) == defined >= 10
     for case in cases:
