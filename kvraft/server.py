@@ -81,14 +81,14 @@ class KvServer:
         """Run `command` through Raft; return (error or None, Get's value)."""
         if self._dead.is_set():
             return ERR_WRONG_LEADER, ""
-        try:
-            index, term = self.rf.start(command)
-        except NotLeader:
-            return ERR_WRONG_LEADER, ""
-        waiter = _Waiter(command, term)
+        # Start and register under the lock: the apply loop needs it to apply the entry, so
+        # the waiter is in place however soon the command commits.
         with self._lock:
-            if index <= self.last_applied:  # applied already (and its waiter missed): retry
+            try:
+                index, term = self.rf.start(command)
+            except NotLeader:
                 return ERR_WRONG_LEADER, ""
+            waiter = _Waiter(command, term)
             self._waiters[index] = waiter
         try:
             deadline = time.monotonic() + APPLY_WAIT_LIMIT
@@ -131,7 +131,6 @@ class KvServer:
                 if self.rf.cond_install_snapshot(msg.term, msg.index, msg.data):
                     with self._lock:
                         self._restore(msg.data)
-                        self.last_applied = msg.index
 
     def _apply_command(self, msg: ApplyCommand) -> None:
         command = labcodec.decode(msg.data, Command)
@@ -156,7 +155,8 @@ class KvServer:
         """The encoded state once Raft's persisted state reaches maxraftstate. Hold the lock."""
         if self.maxraftstate is None or self.persister.raft_state_size() < self.maxraftstate:
             return None
-        return labcodec.encode(KvSnapshot(data=self.data, last_seq=self.last_seq))
+        return labcodec.encode(KvSnapshot(data=self.data, last_seq=self.last_seq,
+                                          last_applied=self.last_applied))
 
     def _restore(self, snapshot: bytes) -> None:
         if not snapshot:
@@ -164,6 +164,7 @@ class KvServer:
         state = labcodec.decode(snapshot, KvSnapshot)
         self.data = dict(state.data)
         self.last_seq = dict(state.last_seq)
+        self.last_applied = state.last_applied
 
     ### END SOLUTION
 

@@ -175,3 +175,34 @@ def test_persist_partition_unreliable_3a(make_config):
 def test_persist_partition_unreliable_linearizable_3a(make_config):
     generic_test(make_config, PART, LINEARIZABLE_CLIENTS, unreliable=True, crash=True,
                  partitions=True, maxraftstate=None, random_keys=True)
+
+
+ONE_SERVER_OPS = 300
+ONE_SERVER_ELECTION_LIMIT = 5.0  # seconds for a lone server to elect itself
+
+
+def test_one_server_3a(make_config):
+    """A one-server service on a reliable network answers every request at the first attempt:
+    its server is the leader, and an entry that commits the moment it is started is still
+    answered as the request's own (not as "wrong leader")."""
+    cfg = make_config(1)
+    ck = cfg.make_client(cfg.all())
+    cfg.begin(f"Test: one server answers every request at once ({PART})")
+
+    deadline = time.monotonic() + ONE_SERVER_ELECTION_LIMIT
+    while cfg.leader() is None:
+        if time.monotonic() > deadline:
+            cfg.fail(f"a one-server service elected no leader in {ONE_SERVER_ELECTION_LIMIT:.0f} s")
+        time.sleep(0.05)
+    rpcs_before = cfg.rpc_total()
+    expected = ""
+    for n in range(ONE_SERVER_OPS):
+        value = append_value(0, n)
+        ck.append("k", value)
+        expected += value
+    check(cfg, ck, "k", expected)
+    rpcs = cfg.rpc_total() - rpcs_before
+    if rpcs != ONE_SERVER_OPS + 1:
+        cfg.fail(f"{ONE_SERVER_OPS + 1} requests to the only server took {rpcs} RPCs: some were "
+                 "refused or lost on a reliable network with a single, stable leader")
+    cfg.end()

@@ -43,6 +43,7 @@ log = logging.getLogger("tester")
 _commands: dict[str, Any] = {}
 export_proto(Path(__file__).with_name("command.proto"), _commands)
 Entry = _commands["Entry"]
+TesterSnapshot = _commands["TesterSnapshot"]
 
 # --- Timing and limits (the numbers of the Go and Rust testers) --------------------------------
 # TEST_TIME_LIMIT (120 s, from config creation) and the watchdog are lab_harness's.
@@ -229,6 +230,22 @@ class Config(Cluster[Node]):
         with self._lock:
             self.saved[i] = self.saved[i].copy()
 
+    def kill_in_place(self, i: int) -> None:
+        """Kill server i's peer but leave its server on the network, still reachable: calls
+        to it now meet a killed Raft, which must neither answer nor change state."""
+        log.info("kill_in_place(%d)", i)
+        with self._lock:
+            node, applier = self.nodes[i], self._appliers[i]
+            self.nodes[i] = None
+            self._appliers[i] = None
+        if node is None:
+            return
+        if applier is not None:
+            applier.node_killed()
+        node.kill()
+        if applier is not None:
+            applier.stop(APPLIER_STOP_TIMEOUT)
+
     def start1(self, i: int) -> None:
         """Start server i, or restart it from its persisted state. It starts disconnected."""
         log.info("start1(%d)", i)
@@ -244,10 +261,12 @@ class Config(Cluster[Node]):
             self.end_names[i] = names
             self.saved[i] = self.saved[i].copy()
             persister = self.saved[i]
-        # Without a snapshot the restarted peer re-applies from index 1. With one, the tester
-        # cannot know where it resumes (the snapshot holds only one command), so the first
-        # index it applies is checked only against the log.
-        last_applied = 0 if persister.snapshot_size() == 0 else None
+        # A restarted peer resumes after its snapshot, as its service would: the tester loads
+        # the snapshot as i's applied state (checked against the others), and i's first apply
+        # must be the index right after it. Without a snapshot it re-applies from index 1.
+        last_applied = 0
+        if self.snapshot and persister.snapshot_size() > 0:
+            last_applied = self._install_tester_snapshot(i, persister.snapshot(), "restarted from")
         apply_ch: queue.Queue = queue.Queue()
         node = Node(Raft([RaftClient(end) for end in ends], i, persister, apply_ch))
         applier = _Applier(self, i, node, apply_ch, last_applied)
@@ -413,25 +432,76 @@ class Config(Cluster[Node]):
 
     # --- apply bookkeeping (called by the appliers) ----------------------------------------------
 
-    def _record_apply(self, i: int, index: int, value: Any) -> tuple[str | None, bool]:
-        """Record that server i applied `value` at `index`. Returns (a mismatch error or None,
-        whether i had applied index - 1)."""
-        error = None
+    def _mismatch(self, i: int, index: int, value: Any) -> str | None:
+        """An error if another server applied something else at `index`. Hold the lock."""
+        for j in range(self.n):
+            old = self.logs[j].get(index, _MISSING)
+            if j != i and old is not _MISSING and old != value:
+                return (f"commit index={index} server={i} {_show(value)} != "
+                        f"server={j} {_show(old)}")
+        return None
+
+    def _record_apply(self, i: int, index: int, value: Any,
+                      record: bool = True) -> tuple[str | None, bool]:
+        """Record that server i applied `value` at `index` (only check it when not `record`).
+        Returns (a mismatch error or None, whether i had applied index - 1)."""
         with self._lock:
-            for j in range(self.n):
-                old = self.logs[j].get(index, _MISSING)
-                if old is not _MISSING and old != value:
-                    # Some server already applied a different value at this index!
-                    error = (f"commit index={index} server={i} {_show(value)} != "
-                             f"server={j} {_show(old)}")
+            error = self._mismatch(i, index, value)
+            old = self.logs[i].get(index, _MISSING)
+            if error is None and old is not _MISSING and old != value:
+                error = (f"server {i} applied {_show(value)} at index {index}, where it had "
+                         f"applied {_show(old)} before")
             prev_ok = index - 1 in self.logs[i]
-            self.logs[i][index] = value
-            self.max_index = max(self.max_index, index)
+            if record:
+                self.logs[i][index] = value
+                self.max_index = max(self.max_index, index)
         return error, prev_ok
 
-    def _install_tester_snapshot(self, i: int, index: int, value: Any) -> None:
+    def _tester_snapshot(self, i: int, index: int) -> bytes:
+        """The tester's snapshot of server i through `index`: every value i applied so far."""
         with self._lock:
-            self.logs[i] = {index: value}
+            values = [self.logs[i].get(k) for k in range(1, index + 1)]
+        if None in values:
+            self.record_failure(f"apply error: server {i} snapshots through {index} but never "
+                                f"applied index {values.index(None) + 1}")
+            return b""
+        return labcodec.encode(TesterSnapshot(last_included_index=index,
+                                              log=[command(v) for v in values]))
+
+    def _install_tester_snapshot(self, i: int, data: bytes, how: str) -> int:
+        """Make a snapshot server i installed (or restarted from) its applied state; check each
+        value against the other servers. Returns the snapshot's last index."""
+        try:
+            snapshot = labcodec.decode(data, TesterSnapshot)
+        except labcodec.DecodeError as exc:
+            self.record_failure(f"apply error: server {i} {how} a snapshot that is not the "
+                                f"tester's ({len(data)} bytes): {exc}")
+            return 0
+        index = snapshot.last_included_index
+        values = [value_of(entry) for entry in snapshot.log]
+        if len(values) != index:
+            self.record_failure(f"apply error: server {i} {how} a snapshot through {index} "
+                                f"holding {len(values)} values")
+        with self._lock:
+            for k, value in enumerate(values, start=1):
+                error = self._mismatch(i, k, value)
+                if error is not None:
+                    self.record_failure(f"apply error: server {i} {how} a snapshot that "
+                                        f"disagrees with another server: {error}")
+                    break
+            self.logs[i] = dict(enumerate(values, start=1))
+            self.max_index = max(self.max_index, index)
+        return index
+
+    def hold_snapshots(self, i: int) -> threading.Event:
+        """From now on, server i's applier (this instance of it) receives each ApplySnapshot but
+        does not answer cond_install_snapshot until i is crashed. Returns an Event set when the
+        first ApplySnapshot arrives."""
+        with self._lock:
+            applier = self._appliers[i]
+        if applier is None:
+            self.fail(f"server {i} is crashed; it has no applier")
+        return applier.hold_snapshots()
 
     # --- teardown (called by lab_harness's cleanup) ------------------------------------------------
 
@@ -457,15 +527,21 @@ class _Applier(threading.Thread):
     ApplySnapshot with cond_install_snapshot(), resetting the server's log when it says yes."""
 
     def __init__(self, cfg: Config, server: int, node: Node, apply_ch: queue.Queue,
-                 last_applied: int | None) -> None:
+                 last_applied: int) -> None:
         super().__init__(name=f"tester-applier-{server}", daemon=True)
         self.cfg = cfg
         self.server = server
         self.node = node
         self.apply_ch = apply_ch
-        # Snapshot mode: the index applied last (None: not known yet after a restart).
+        # Snapshot mode: the index applied last (the next apply must be the one after it).
         self.last_applied = last_applied
         self._killed = threading.Event()
+        self._holding = False
+        self._snapshot_arrived = threading.Event()
+
+    def hold_snapshots(self) -> threading.Event:
+        self._holding = True
+        return self._snapshot_arrived
 
     def node_killed(self) -> None:
         """The peer is being killed: what it still applies no longer counts."""
@@ -483,6 +559,9 @@ class _Applier(threading.Thread):
             if msg is _STOP:
                 return
             if self._killed.is_set():
+                # What a dead instance still applies is not recorded, but it must agree.
+                if isinstance(msg, ApplyCommand):
+                    self._check_zombie_apply(msg)
                 continue  # drain until the sentinel
             try:
                 if isinstance(msg, ApplyCommand):
@@ -501,31 +580,50 @@ class _Applier(threading.Thread):
     def _error(self, message: str) -> None:
         self.cfg.record_failure(f"apply error: {message}")
 
+    def _decode(self, msg: ApplyCommand) -> Any:
+        try:
+            return value_of(labcodec.decode(msg.data, Entry))
+        except labcodec.DecodeError as exc:
+            self._error(f"server {self.server} applied bytes at index {msg.index} that are not "
+                        f"a tester command: {exc}")
+            return _MISSING
+
+    def _check_zombie_apply(self, msg: ApplyCommand) -> None:
+        value = self._decode(msg)
+        if value is not _MISSING:
+            error, _ = self.cfg._record_apply(self.server, msg.index, value, record=False)
+            if error is not None:
+                self._error(f"after it was killed: {error}")
+
     def _apply_command(self, msg: ApplyCommand) -> None:
         i, index = self.server, msg.index
-        try:
-            value = value_of(labcodec.decode(msg.data, Entry))
-        except labcodec.DecodeError as exc:
-            self._error(f"server {i} applied bytes at index {index} that are not a tester "
-                        f"command: {exc}")
+        value = self._decode(msg)
+        if value is _MISSING:
             return
         error = None
-        if self.cfg.snapshot and self.last_applied is not None and index != self.last_applied + 1:
+        if self.cfg.snapshot and index != self.last_applied + 1:
             error = (f"server {i} apply out of order, expected index {self.last_applied + 1}, "
                      f"got {index}")
         else:
             error, prev_ok = self.cfg._record_apply(i, index, value)
-            if index > 1 and not prev_ok:
+            if index > 1 and not prev_ok and error is None:
                 error = f"server {i} apply out of order {index}"
         self.last_applied = index
         if error is not None:
             self._error(error)
         if self.cfg.snapshot and (index + 1) % SNAPSHOT_INTERVAL == 0:
-            self.node.snapshot(index, msg.data)
+            self.node.snapshot(index, self.cfg._tester_snapshot(i, index))
 
     def _apply_snapshot(self, msg: ApplySnapshot) -> None:
+        if self._holding:
+            # The test decides when this peer crashes; until then its service says nothing.
+            self._snapshot_arrived.set()
+            self._killed.wait()
+            return
         if not self.node.cond_install_snapshot(msg.term, msg.index, msg.data):
             return
-        value = value_of(labcodec.decode(msg.data, Entry)) if msg.data else None
-        self.cfg._install_tester_snapshot(self.server, msg.index, value)
+        index = self.cfg._install_tester_snapshot(self.server, msg.data, "installed")
+        if index != msg.index:
+            self._error(f"server {self.server} delivered ApplySnapshot(index={msg.index}) whose "
+                        f"data ends at index {index}")
         self.last_applied = msg.index

@@ -396,3 +396,55 @@ def test_count_2b(make_config):
     if total3 - total2 > idle_limit:
         cfg.fail(f"too many RPCs ({total3 - total2}) for 1 second of idleness (at most {idle_limit})")
     cfg.end()
+
+
+KILLED_PEER_GRACE = 1.5          # seconds a buggy cluster needs to show a killed peer's answer
+
+
+def test_killed_peers_stay_silent_2b(make_config):
+    """A killed peer is a crashed machine even while the network still reaches it: it must not
+    acknowledge entries (or its leader could count a replica that is gone) nor grant votes."""
+    servers = 3
+    cfg = make_config(servers)
+    cfg.begin("Test (2B): killed peers acknowledge nothing and grant no votes")
+
+    cfg.one(101, servers, retry=False)
+    leader = cfg.check_one_leader()
+    followers = [(leader + 1) % servers, (leader + 2) % servers]
+    for follower in followers:
+        cfg.kill_in_place(follower)
+    started = cfg.start(leader, 102)
+    if started is None:
+        cfg.fail(f"leader {leader} rejected Start() after its followers were killed")
+    time.sleep(KILLED_PEER_GRACE)
+    count, _ = cfg.n_committed(started[0])
+    if count > 0:
+        cfg.fail(f"index {started[0]} committed although both followers of leader {leader} "
+                 "were killed: a killed peer answered AppendEntries")
+
+    # Bring the followers back, then kill the leader and one of them: the last one standing
+    # can only win an election with votes from killed peers.
+    for follower in followers:
+        cfg.start1(follower)
+        cfg.connect(follower)
+    cfg.one(103, servers, retry=True)
+    leader = cfg.check_one_leader()
+    survivor = (leader + 1) % servers
+    cfg.kill_in_place(leader)
+    cfg.kill_in_place((leader + 2) % servers)
+    time.sleep(KILLED_PEER_GRACE)
+    if cfg.state(survivor).is_leader:
+        cfg.fail(f"server {survivor} became leader with both other peers killed: "
+                 "a killed peer granted a vote")
+    cfg.end()
+
+
+def test_one_server_2b(make_config):
+    """A cluster of one: its only server is a majority, so it elects itself and commits alone."""
+    cfg = make_config(1)
+    cfg.begin("Test (2B): a one-server cluster elects itself and commits")
+
+    cfg.check_one_leader()
+    for value in range(201, 201 + BASIC_AGREE_COMMANDS):
+        cfg.one(value, 1, retry=False)
+    cfg.end()

@@ -5,6 +5,7 @@ peers up to date with InstallSnapshot."""
 from __future__ import annotations
 
 import random
+import time
 
 from raft_harness import SNAPSHOT_INTERVAL
 
@@ -145,4 +146,37 @@ def test_snapshot_init_2d(make_config):
     crash_and_restart_all(cfg, servers)
     # A peer that lost its snapshot at the last persist fails here.
     cfg.one(random_value(), servers, retry=True)
+    cfg.end()
+
+
+SNAPSHOT_ARRIVAL_LIMIT = 10.0    # seconds for the leader to send the lagging follower a snapshot
+SNAPSHOT_REPLY_GRACE = 0.5       # ... and for the follower's reply to reach the leader
+
+
+def test_crash_before_snapshot_install_2d(make_config):
+    """A follower that answered InstallSnapshot holds those entries from then on, as far as the
+    leader knows: a crash before its service took the snapshot must not lose them, or the
+    leader waits forever on a log that no longer exists."""
+    servers = 3
+    cfg = make_config(servers, snapshot=True)
+    cfg.begin("Test (2D): crash after the snapshot reply, before the service installs it")
+
+    cfg.one(random_value(), servers, retry=True)
+    leader = cfg.check_one_leader()
+    victim = (leader + 1) % servers
+    cfg.disconnect(victim)
+    for _ in range(2 * SNAPSHOT_INTERVAL + 1):  # the others snapshot past the victim's log
+        cfg.one(random_value(), servers - 1, retry=True)
+
+    arrived = cfg.hold_snapshots(victim)
+    cfg.connect(victim)
+    if not arrived.wait(SNAPSHOT_ARRIVAL_LIMIT):
+        cfg.fail(f"server {victim} received no snapshot within {SNAPSHOT_ARRIVAL_LIMIT:.0f} s "
+                 "of rejoining, though the others had snapshotted past its log")
+    time.sleep(SNAPSHOT_REPLY_GRACE)
+    cfg.crash1(victim)  # its service never answered cond_install_snapshot
+    cfg.start1(victim)
+    cfg.connect(victim)
+    for _ in range(3):
+        cfg.one(random_value(), servers, retry=True)
     cfg.end()
