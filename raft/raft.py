@@ -57,6 +57,10 @@ log = logging.getLogger("raft")
 HEARTBEAT_INTERVAL = 0.100
 ELECTION_TIMEOUT_MIN = 0.300
 ELECTION_TIMEOUT_MAX = 0.500
+# A leader that has heard from no majority for this long steps down (the dissertation's
+# "check quorum", section 6.2): cut off, it would otherwise go on accepting commands that can
+# never commit, and clients would wait on it until it hears of a newer term.
+LEADER_QUORUM_TIMEOUT = ELECTION_TIMEOUT_MAX
 KILL_JOIN_TIMEOUT = 1.0
 ### END SOLUTION
 
@@ -208,6 +212,7 @@ class Raft:
         self.last_sent = [0.0] * len(peers)       # when the last RPC to each peer left
         self.in_flight = [False] * len(peers)      # an RPC to the peer awaits its reply
         self.commit_sent = [0] * len(peers)        # the leader_commit last sent to each peer
+        self.last_heard = [0.0] * len(peers)       # when each peer last answered in our term
 
         # A rejected AppendEntries that taught us nothing new about `peer` (next_index did not
         # move): resend only with the next heartbeat, never in a loop of instant retries.
@@ -217,8 +222,13 @@ class Raft:
         # here until the applier delivers it, in order with the commands around it.
         self.pending_snapshot: ApplySnapshot | None = None
 
+        # Notified when the role changes (elected, or back to follower): the ticker then
+        # watches the other deadline (election timeout, or contact with a majority).
         self._ticker_wakeup = threading.Condition(self._lock)
+        # One per peer, notified when there is something to send it: a new entry, a new
+        # commit index, its reply to the last RPC, or our election.
         self._replicator_wakeups = [threading.Condition(self._lock) for _ in peers]
+        # Notified when commit_index moves or a snapshot from the leader is installed.
         self._applier_wakeup = threading.Condition(self._lock)
         self._threads: list[threading.Thread] = []
         ### END SOLUTION
@@ -377,9 +387,25 @@ class Raft:
             self.match_index[peer] = 0
             self.last_sent[peer] = 0.0  # announce ourselves with a heartbeat right away
             self.commit_sent[peer] = 0
+            self.last_heard[peer] = time.monotonic()  # a fresh leader has its voters' support
         self.match_index[self.me] = self.log.last_index
         for wakeup in self._replicator_wakeups:
             wakeup.notify()
+        self._ticker_wakeup.notify()  # it now watches for contact with a majority
+
+    def _quorum_contact_deadline(self) -> float:
+        """When we will have heard from no majority for LEADER_QUORUM_TIMEOUT (check quorum)."""
+        others = sorted((t for peer, t in enumerate(self.last_heard) if peer != self.me),
+                        reverse=True)
+        needed = len(self.peers) // 2  # answers from others that make a majority with us
+        if needed == 0:
+            return float("inf")  # alone we are a majority
+        return others[needed - 1] + LEADER_QUORUM_TIMEOUT
+
+    def _step_down_without_quorum(self) -> None:
+        debug(Topic.LEADER, "S%d heard from no majority: steps down in term %d", self.me,
+              self.current_term)
+        self._become_follower(self.current_term)
 
     def _start_command(self, command: bytes) -> tuple[int, int]:
         """Start(): append to our own log; the replicators send it at once."""
@@ -429,6 +455,7 @@ class Raft:
             return
         if self.role is not Role.LEADER or self.current_term != args.term:
             return
+        self.last_heard[peer] = time.monotonic()
         if reply.success:
             match = args.prev_log_index + len(args.entries)
             if match > self.match_index[peer]:
@@ -457,6 +484,7 @@ class Raft:
             return
         if self.role is not Role.LEADER or self.current_term != args.term:
             return
+        self.last_heard[peer] = time.monotonic()
         self.match_index[peer] = max(self.match_index[peer], args.last_included_index)
         self.next_index[peer] = max(self.next_index[peer], args.last_included_index + 1)
 
@@ -601,15 +629,22 @@ class Raft:
         thread.start()
 
     def _run_ticker(self) -> None:
-        """Start an election whenever the election timeout passes without a leader."""
+        """Start an election whenever the election timeout passes without a leader; as
+        leader, step down once no majority has answered for LEADER_QUORUM_TIMEOUT."""
         while True:
             with self._lock:
                 while not self._dead:
                     now = time.monotonic()
-                    if self.role is not Role.LEADER and now >= self.election_deadline:
+                    if self.role is Role.LEADER:
+                        deadline = self._quorum_contact_deadline()
+                        if now >= deadline:
+                            self._step_down_without_quorum()
+                            continue
+                    elif now >= self.election_deadline:
                         break
-                    wait = None if self.role is Role.LEADER else self.election_deadline - now
-                    self._ticker_wakeup.wait(wait)
+                    else:
+                        deadline = self.election_deadline
+                    self._ticker_wakeup.wait(None if deadline == float("inf") else deadline - now)
                 if self._dead:
                     return
                 args = self._start_election()
