@@ -59,8 +59,13 @@ ELECTION_TIMEOUT_MIN = 0.300
 ELECTION_TIMEOUT_MAX = 0.500
 # A leader that has heard from no majority for this long steps down (the dissertation's
 # "check quorum", section 6.2): cut off, it would otherwise go on accepting commands that can
-# never commit, and clients would wait on it until it hears of a newer term.
-LEADER_QUORUM_TIMEOUT = ELECTION_TIMEOUT_MAX
+# never commit, and clients would wait on it until it hears of a newer term. By this time the
+# followers it lost may be electing a successor, so it is the shortest election timeout.
+LEADER_QUORUM_TIMEOUT = ELECTION_TIMEOUT_MIN
+# Before an election a peer asks whether it could win (the dissertation's pre-vote, section
+# 9.6). Peers that heard from a leader this recently say no: the asker only missed heartbeats.
+# A peer cut off for a while then rejoins without a raised term that would depose a leader.
+LEADER_CONTACT_WINDOW = 2 * HEARTBEAT_INTERVAL
 KILL_JOIN_TIMEOUT = 1.0
 ### END SOLUTION
 
@@ -98,6 +103,7 @@ class NotLeader(Exception):
 ### BEGIN SOLUTION 2A 2B
 class Role(Enum):
     FOLLOWER = "follower"
+    PRE_CANDIDATE = "pre-candidate"  # timed out; asking whether an election could be won
     CANDIDATE = "candidate"
     LEADER = "leader"
 
@@ -202,8 +208,10 @@ class Raft:
         self.commit_index = 0
         self.last_applied = 0
         self.election_deadline = 0.0
+        self.leader_contact = 0.0  # when a leader of our term last reached us
 
-        # Volatile state on candidates: who voted for us in `current_term`.
+        # Volatile state on candidates: who voted for us in `current_term` (pre-candidates:
+        # who would vote for us in the next term).
         self.votes: set[int] = set()
 
         # Volatile state on leaders (reinitialized after election).
@@ -329,6 +337,8 @@ class Raft:
     # RequestVote RPC: receiver implementation
 
     def _handle_request_vote(self, args: RequestVoteArgs) -> RequestVoteReply:
+        if args.pre_vote:
+            return self._handle_pre_vote(args)
         if args.term > self.current_term:
             self._become_follower(args.term)
         if args.term < self.current_term:
@@ -344,8 +354,41 @@ class Raft:
             return RequestVoteReply(term=self.current_term, vote_granted=True)
         return RequestVoteReply(term=self.current_term, vote_granted=False)
 
+    def _handle_pre_vote(self, args: RequestVoteArgs) -> RequestVoteReply:
+        """Would we vote for this candidate in `args.term`? Answering changes nothing here."""
+        heard_from_leader = (self.role is Role.LEADER
+                             or time.monotonic() - self.leader_contact < LEADER_CONTACT_WINDOW)
+        granted = (args.term > self.current_term and not heard_from_leader
+                   and self._is_up_to_date(args.last_log_index, args.last_log_term))
+        return RequestVoteReply(term=self.current_term, vote_granted=granted)
+
     # ---------------------------------------------------------------------------------------------
-    # Candidates (section 5.2)
+    # Candidates (section 5.2), after a pre-vote (section 9.6 of the dissertation)
+
+    def _start_pre_vote(self) -> RequestVoteArgs:
+        """Election timeout: ask whether a majority would vote for us in the next term."""
+        self.role = Role.PRE_CANDIDATE
+        self.votes = {self.me}
+        self._reset_election_timer()  # no majority by then: ask again
+        debug(Topic.VOTE, "S%d election timeout: pre-vote for term %d", self.me,
+              self.current_term + 1)
+        return RequestVoteArgs(term=self.current_term + 1, candidate_id=self.me,
+                               last_log_index=self.log.last_index,
+                               last_log_term=self.log.last_term, pre_vote=True)
+
+    def _on_pre_vote_reply(self, peer: int, args: RequestVoteArgs, reply: RequestVoteReply) -> None:
+        if reply.term > self.current_term:
+            self._become_follower(reply.term)
+            return
+        if self.role is not Role.PRE_CANDIDATE or args.term != self.current_term + 1:
+            return  # a stale reply
+        if reply.vote_granted:
+            self.votes.add(peer)
+            if self._won_pre_vote():
+                self._ticker_wakeup.notify()  # the ticker starts the real election
+
+    def _won_pre_vote(self) -> bool:
+        return self.role is Role.PRE_CANDIDATE and len(self.votes) * 2 > len(self.peers)
 
     def _start_election(self) -> RequestVoteArgs:
         """Election timeout: increment the term, vote for ourselves, ask everyone else."""
@@ -508,6 +551,7 @@ class Raft:
         """A valid leader for `term` exists: follow it and hold off our own election."""
         self._become_follower(term)
         self._reset_election_timer()
+        self.leader_contact = time.monotonic()
 
     def _handle_append_entries(self, args: AppendEntriesArgs) -> AppendEntriesReply:
         if args.term < self.current_term:
@@ -629,8 +673,8 @@ class Raft:
         thread.start()
 
     def _run_ticker(self) -> None:
-        """Start an election whenever the election timeout passes without a leader; as
-        leader, step down once no majority has answered for LEADER_QUORUM_TIMEOUT."""
+        """Hold a pre-vote, then an election, whenever the election timeout passes without a
+        leader; as leader, step down once no majority has answered for LEADER_QUORUM_TIMEOUT."""
         while True:
             with self._lock:
                 while not self._dead:
@@ -640,17 +684,20 @@ class Raft:
                         if now >= deadline:
                             self._step_down_without_quorum()
                             continue
-                    elif now >= self.election_deadline:
+                    elif self._won_pre_vote() or now >= self.election_deadline:
                         break
                     else:
                         deadline = self.election_deadline
                     self._ticker_wakeup.wait(None if deadline == float("inf") else deadline - now)
                 if self._dead:
                     return
-                args = self._start_election()
+                if self._won_pre_vote():
+                    args, on_reply = self._start_election(), self._on_vote_reply
+                else:
+                    args, on_reply = self._start_pre_vote(), self._on_pre_vote_reply
             for peer, client in enumerate(self.peers):
                 if peer != self.me:
-                    self._send(client.request_vote, args, peer, self._on_vote_reply)
+                    self._send(client.request_vote, args, peer, on_reply)
 
     def _run_replicator(self, peer: int) -> None:
         """While leader: keep `peer` up to date, and send heartbeats when there is nothing new."""
