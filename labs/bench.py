@@ -183,20 +183,25 @@ GROUPS: dict[str, MetricGroup] = {
     "linearizability": lazy("labs.linearizability.bench", "linearizability_metrics"),
 }
 
-# Targets: labrpc's own; Raft against a complete Go solution on this kind of machine (wall time
-# no more than theirs, CPU no more than 3x theirs; ../shared/reference/anchors.md).
+# Targets: labrpc's own; Raft and KV against a complete Go solution on this kind of machine: wall
+# time no more than theirs, CPU no more than 3x theirs (../shared/reference/anchors.md).
 TARGETS: dict[str, Target] = {
     "rpc_ratio": Target("<=", 1.5),
     "raft_agree_ms_p50": Target("<=", 2),
-    "raft_2a_wall_s": Target("<=", 13), "raft_2b_wall_s": Target("<=", 28),
-    "raft_2c_wall_s": Target("<=", 119), "raft_2d_wall_s": Target("<=", 122),
+    "raft_2a_wall_s": Target("<=", 13.2), "raft_2b_wall_s": Target("<=", 28.5),
+    "raft_2c_wall_s": Target("<=", 119.2), "raft_2d_wall_s": Target("<=", 122.0),
     "raft_2a_cpu_s": Target("<=", 1.2), "raft_2b_cpu_s": Target("<=", 2.7),
-    "raft_2c_cpu_s": Target("<=", 32), "raft_2d_cpu_s": Target("<=", 10),
+    "raft_2c_cpu_s": Target("<=", 32.1), "raft_2d_cpu_s": Target("<=", 9.9),
     "raft_peak_rss_mb": Target("<=", 256),
-    # KV: against the same Go solution (3A 244 s, 3B 137 s); instructors grade in 768 MB.
-    "kv_op_ms_p50": Target("<=", 2),
-    "kv_3a_wall_s": Target("<=", 244), "kv_3b_wall_s": Target("<=", 137),
+    # An idle cluster needs no election at all; each one is a follower that lost heartbeats.
+    "raft_idle_unreliable_elections_per_min": Target("<=", 1),
+    # KV: the Go solution under the official harness takes 1.42 ms per op; instructors grade
+    # in 768 MB.
+    "kv_op_ms_p50": Target("<=", 1.42),
+    "kv_3a_wall_s": Target("<=", 243.5), "kv_3b_wall_s": Target("<=", 136.8),
+    "kv_3a_cpu_s": Target("<=", 677), "kv_3b_cpu_s": Target("<=", 238),
     "kv_peak_rss_mb": Target("<=", 512),
+    "kv_3b_one_client_ops": Target(">=", 17536),  # 70% of the Go solution's 25,052
     "check_50clients_s": Target("<", 1),
     # The KV tests give the checker 1 s per history; these shapes must fit well inside it.
     "check_single_key_long_s": Target("<", 1), "check_one_key_appends_s": Target("<", 1),

@@ -106,8 +106,10 @@ def _max_rss_mb(usage: resource.struct_rusage) -> float:
     return usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
-def suite_costs(lab: str, parts: tuple[str, ...], tests_dir: str) -> dict[str, float]:
-    """Wall and CPU seconds of one run of each part, each in its own pytest process."""
+def suite_costs(lab: str, parts: tuple[str, ...], tests_dir: str,
+                outputs: dict[str, str] | None = None) -> dict[str, float]:
+    """Wall and CPU seconds of one run of each part, each in its own pytest process. Each
+    part's output (its summary lines) goes into `outputs` when given."""
     metrics: dict[str, float] = {}
     for part in parts:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -117,6 +119,8 @@ def suite_costs(lab: str, parts: tuple[str, ...], tests_dir: str) -> dict[str, f
             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         wall = time.monotonic() - began
+        if outputs is not None:
+            outputs[part] = result.stdout
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         metrics[f"{lab}_{part}_wall_s"] = round(wall, 1)

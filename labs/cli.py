@@ -119,6 +119,25 @@ def _add_grade_command(commands, add_grade_arguments) -> None:
     grade.set_defaults(func=_cmd_grade)
 
 
+def _cmd_mutants(args: argparse.Namespace) -> int:
+    from labs.mutants.command import mutants_command
+
+    return mutants_command(args)
+
+
+def _add_mutants_command(commands, add_mutants_arguments) -> None:
+    mutants = commands.add_parser(
+        "mutants", help="run the lab suites against the corpus of buggy Raft/KV variants; write "
+                        "the kill matrix",
+        description="Apply each mutant of the corpus (a small student bug in the reference "
+                    "solution) to a scratch copy of the repository, run the suites of the parts "
+                    "that should catch it, cheapest first, stopping at the first failure, N "
+                    "times; print the kill matrix and write it as JSON and Markdown. See "
+                    "docs/instructors.md.")
+    add_mutants_arguments(mutants)
+    mutants.set_defaults(func=_cmd_mutants)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labs", description="raftlabs tools")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -149,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
         add_grade_arguments = None
     if add_grade_arguments is not None:
         _add_grade_command(commands, add_grade_arguments)
+
+    try:
+        from labs.mutants.command import add_mutants_arguments
+    except ImportError:  # nor the mutant corpus
+        add_mutants_arguments = None
+    if add_mutants_arguments is not None:
+        _add_mutants_command(commands, add_mutants_arguments)
 
     test = commands.add_parser(
         "test", help="run tests many times in parallel; keep the logs of failed runs",

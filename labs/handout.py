@@ -55,9 +55,11 @@ INSTRUCTOR_ONLY = (
     "labs/handout.py",
     "labs/grade",
     "labs/grading/",
+    "labs/mutants/",
     "labs/rubric",
     "tests/framework/test_handout.py",
     "tests/framework/test_grade.py",
+    "tests/framework/test_mutants.py",
 )
 
 _BEGIN = re.compile(r"^(?P<indent>\s*)(?://\s*)?###\s*BEGIN SOLUTION\b(?P<rest>.*)$")

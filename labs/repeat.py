@@ -41,6 +41,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -182,21 +183,30 @@ def _signal_group(process: subprocess.Popen, sig: int) -> None:
 
 
 def run_once(run: Run, root: Path, scratch: Path, output: Path, timeout: float,
-             running: _Running | None = None, options: str = "") -> Outcome:
+             running: _Running | None = None, options: str = "", *,
+             pytest_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+             tool: str = "labs test", reproduce: str | None = None) -> Outcome:
     """Run one test once in a fresh process; keep its log in `output` if it fails.
-    `options` are `labs test` options the log's "reproduce" line needs (`--tests-dir`)."""
+    `options` are `labs test` options the log's "reproduce" line needs (`--tests-dir`).
+
+    Other tools reuse this: `pytest_args` go before `run.test.nodeid` (which may then be a
+    directory, e.g. `-x --name _2a` and `tests/raft`), `env` adds to the environment, and
+    `tool` and `reproduce` replace the log header's name and its "reproduce" line."""
     running = running or _Running()
     log_path = scratch / f"{run.test.name}-{run.number}.log"
-    env = dict(os.environ, **{SEED_ENV: str(run.seed), "PYTHONUNBUFFERED": "1"})
+    extra_env = dict(env or {})
+    env = {**os.environ, **extra_env, SEED_ENV: str(run.seed), "PYTHONUNBUFFERED": "1"}
     # labs.run_one is `python -m pytest` that answers SIGUSR1/SIGUSR2 with thread dumps.
     command = [sys.executable, "-m", "labs.run_one", *_PYTEST_ARGS,
-               "--rootdir", str(root), run.test.nodeid]
+               "--rootdir", str(root), *pytest_args, run.test.nodeid]
+    assignments = "".join(f"{name}={value} " for name, value in extra_env.items())
+    reproduce = reproduce or f"labs test {run.test.name} --seed {run.seed} -n 1{options}"
     timed_out = False
     with open(log_path, "w") as log:
-        log.write(f"# labs test: {run.test.name}, run {run.number}, seed {run.seed}\n"
-                  f"# run:       {SEED_ENV}={run.seed} python -m pytest {' '.join(_PYTEST_ARGS)} "
-                  f"{run.test.nodeid}   (in {root})\n"
-                  f"# reproduce: labs test {run.test.name} --seed {run.seed} -n 1{options}\n\n")
+        log.write(f"# {tool}: {run.test.name}, run {run.number}, seed {run.seed}\n"
+                  f"# run:       {assignments}{SEED_ENV}={run.seed} python -m pytest "
+                  f"{' '.join((*_PYTEST_ARGS, *pytest_args))} {run.test.nodeid}   (in {root})\n"
+                  f"# reproduce: {reproduce}\n\n")
         log.flush()
         start = time.monotonic()
         with running.lock:
@@ -218,10 +228,10 @@ def run_once(run: Run, root: Path, scratch: Path, output: Path, timeout: float,
         seconds = time.monotonic() - start
         passed = returncode == 0 and not timed_out
         if timed_out:
-            log.write(f"\n# labs test: still running after --timeout {timeout:g} s: the thread "
+            log.write(f"\n# {tool}: still running after --timeout {timeout:g} s: the thread "
                       f"dump above was taken then; the run was stopped and counts as failed.\n")
         else:
-            log.write(f"\n# labs test: {'passed' if passed else 'FAILED'} "
+            log.write(f"\n# {tool}: {'passed' if passed else 'FAILED'} "
                       f"(exit status {returncode}) in {seconds:.1f} s\n")
     if passed or running.stopping.is_set():
         log_path.unlink()

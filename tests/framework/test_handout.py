@@ -196,6 +196,9 @@ def test_handout_leaves_out_instructor_tools(handout: Path):
     assert not (handout / "tests/framework/test_handout.py").exists()
     assert not (handout / ".ci").exists()
     assert not (handout / "docs/instructors.md").exists()
+    assert not (handout / "labs/grading").exists()
+    assert not (handout / "labs/mutants").exists()   # the corpus is a list of solution bugs
+    assert not (handout / "tests/framework/test_mutants.py").exists()
 
 
 def test_branch_holds_handouts_only_and_each_change_is_a_commit_on_the_last(tmp_path: Path):
