@@ -23,7 +23,7 @@ from typing import Callable
 import labcodec
 from labrpc import RpcError
 ### BEGIN SOLUTION 2A
-from labrpc import Stopped
+from labrpc import Stopped, Timeout
 ### END SOLUTION
 from labs.debug import Topic, debug
 from proto.raftpb import RaftClient, RequestVoteArgs, RequestVoteReply
@@ -733,8 +733,16 @@ class Raft:
                     self.in_flight[peer] = False
                 try:
                     reply = future.result()
+                except Timeout:
+                    # The network lost the request or the reply; the peer itself is up. Resend
+                    # now rather than at the next heartbeat, so that loss alone never keeps a
+                    # follower behind or makes it look gone (check quorum).
+                    if self.role is Role.LEADER and not isinstance(args, RequestVoteArgs):
+                        self.last_sent[peer] = 0.0
+                        self._replicator_wakeups[peer].notify()
+                    return
                 except RpcError:
-                    return  # no answer: the next heartbeat tries again
+                    return  # no answer (the peer is down or cut off): the next heartbeat tries
                 on_reply(peer, args, reply)
                 if self.role is Role.LEADER:
                     self._replicator_wakeups[peer].notify()
