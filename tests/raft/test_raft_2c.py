@@ -3,12 +3,20 @@ lost or changed, even with crashes in the worst places (Figure 8) and a lossy ne
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 
 from raft_harness import ELECTION_TIMEOUT
 
+log = logging.getLogger("tester")
+
 PERSIST2_ROUNDS = 5
+
+FORCED_ATTEMPTS = 5                    # Figure 8, forced: tries to hand a chosen leader its entry
+FORCED_REPLICATION_WAIT = 0.5 * ELECTION_TIMEOUT  # (a) time for S1's entry to reach S2
+FORCED_COMMIT_WINDOW = ELECTION_TIMEOUT           # (c) time a counting leader needs to commit
+FORCED_COMMIT_POLL = 0.020
 
 FIGURE8_ROUNDS = 1000
 FIGURE8_LONG_SLEEP_PER_MILLE = 100     # 1 round in 10 sleeps up to half an election timeout,
@@ -36,10 +44,10 @@ def random_value() -> int:
     return random.getrandbits(63)
 
 
-def test_persist1_2c(make_config):
+def basic_persistence(make_config, unreliable: bool, title: str) -> None:
     servers = 3
-    cfg = make_config(servers)
-    cfg.begin("Test (2C): basic persistence")
+    cfg = make_config(servers, unreliable=unreliable)
+    cfg.begin(title)
 
     cfg.one(11, servers, retry=True)
 
@@ -75,6 +83,15 @@ def test_persist1_2c(make_config):
 
     cfg.one(16, servers, retry=True)
     cfg.end()
+
+
+def test_persist1_2c(make_config):
+    basic_persistence(make_config, unreliable=False, title="Test (2C): basic persistence")
+
+
+def test_persist1_unreliable_2c(make_config):
+    basic_persistence(make_config, unreliable=True,
+                      title="Test (2C): basic persistence (unreliable)")
 
 
 def test_persist2_2c(make_config):
@@ -116,10 +133,10 @@ def test_persist2_2c(make_config):
     cfg.end()
 
 
-def test_persist3_2c(make_config):
+def partitioned_leader_crash(make_config, unreliable: bool, title: str) -> None:
     servers = 3
-    cfg = make_config(servers)
-    cfg.begin("Test (2C): partitioned leader and one follower crash, leader restarts")
+    cfg = make_config(servers, unreliable=unreliable)
+    cfg.begin(title)
 
     cfg.one(101, 3, retry=True)
 
@@ -139,6 +156,113 @@ def test_persist3_2c(make_config):
     cfg.start1((leader + 1) % servers)
     cfg.connect((leader + 1) % servers)
     cfg.one(104, servers, retry=True)
+    cfg.end()
+
+
+def test_persist3_2c(make_config):
+    partitioned_leader_crash(
+        make_config, unreliable=False,
+        title="Test (2C): partitioned leader and one follower crash, leader restarts")
+
+
+def test_persist3_unreliable_2c(make_config):
+    partitioned_leader_crash(
+        make_config, unreliable=True,
+        title="Test (2C): partitioned leader and one follower crash, leader restarts (unreliable)")
+
+
+def lead_and_start(cfg, group: list[int], value: int,
+                   keep_follower: bool) -> tuple[int, int | None, int]:
+    """With the servers of `group` connected (and no others), wait for their leader, cut off
+    every other member (but one follower if `keep_follower`) and offer the leader `value`.
+
+    Whoever wins is the leader the scenario wants: the tester only decides who else hears of
+    the entry. A leader deposed before it took the value (a random timeout) makes us try
+    again. Returns (leader, the follower kept or None, the value's index)."""
+    for attempt in range(1, FORCED_ATTEMPTS + 1):
+        for i in group:
+            cfg.connect(i)
+        leader = cfg.check_one_leader()
+        follower = next(i for i in group if i != leader) if keep_follower else None
+        for i in group:
+            if i not in (leader, follower):
+                cfg.disconnect(i)
+        started = cfg.start(leader, value)
+        if started is not None:
+            return leader, follower, started[0]
+        log.info("figure 8, forced: leader %d refused Start() (attempt %d); trying again",
+                 leader, attempt)
+    cfg.fail(f"no leader of servers {group} kept its leadership long enough to take one "
+             f"Start() ({FORCED_ATTEMPTS} tries, reliable network)")
+
+
+def test_figure_8_scenario_2c(make_config):
+    """Figure 8 of the paper, step by step, with the tester choosing who hears what.
+
+    A leader that commits an entry of an earlier term because a majority holds it (instead
+    of only through an entry of its own term, section 5.4.2) commits S1's entry in (c); in
+    (d) S5 overwrites it and commits its own entry at that index, which the appliers report
+    as two values committed at one index. The tester decides only who is connected; any
+    server that can win an election under those links plays the part, and when a correct
+    Raft takes another course (a leader that appends an entry of its own on election, say)
+    the test goes on and only checks that everything committed agrees."""
+    servers = 5
+    cfg = make_config(servers)
+    cfg.begin("Test (2C): Figure 8, forced")
+
+    cfg.one(random_value(), servers, retry=True)  # every log now ends with a committed entry
+
+    # (a) S1 leads and takes an entry that reaches S2 only; then S1 crashes.
+    value_a = random_value()
+    s1, s2, index_a = lead_and_start(cfg, list(range(servers)), value_a, keep_follower=True)
+    cfg.sleep(FORCED_REPLICATION_WAIT)
+    cfg.crash1(s1)
+    cfg.disconnect(s2)
+
+    # (b) S5 is elected by S3 and S4, takes an entry at the same index that no one else gets
+    # (it is cut off first), and crashes. Its term is later than S1's: S3 and S4 knew S1's.
+    rest = [i for i in range(servers) if i not in (s1, s2)]
+    value_b = random_value()
+    s5, _, index_b = lead_and_start(cfg, rest, value_b, keep_follower=False)
+    cfg.crash1(s5)
+    s3, s4 = [i for i in rest if i != s5]  # cut off when S5 took its entry
+
+    # (c) S1 restarts; with S2 and S3 it elects S1 or S2 (S3's log is behind theirs) in a term
+    # later than S5's (S3 voted in it). The leader brings S3 the entry of (a), so a majority
+    # holds it: a leader that commits by counting replicas commits it now. No entry of this
+    # term reaches a majority (the paper's leader has one that reaches no one; ours has none).
+    cfg.start1(s1)
+    for i in (s1, s2, s3):
+        cfg.connect(i)
+    leader_c = cfg.check_one_leader()
+    deadline = time.monotonic() + FORCED_COMMIT_WINDOW
+    while time.monotonic() < deadline and cfg.n_committed(index_a)[0] == 0:
+        cfg.sleep(FORCED_COMMIT_POLL)
+    count_c, _ = cfg.n_committed(index_a)
+
+    # (d) That leader crashes and the other of S1 and S2 is cut off; S5 restarts and, with
+    # S3 and S4, elects the only one of them that can win: S5 (its last entry's term beats
+    # S3's and S4's). It overwrites the entry of (a) and commits its own at that index. Had
+    # the entry of (a) been committed in (c), two servers now applied different values there.
+    cfg.crash1(leader_c)
+    for i in (s1, s2):
+        cfg.disconnect(i)
+    cfg.start1(s5)
+    cfg.connect(s5)
+    cfg.connect(s4)
+    cfg.one(random_value(), servers - 2, retry=True)
+    count_d, value_d = cfg.n_committed(index_a)
+    log.info("figure 8, forced: S1=%d took index %d, S5=%d index %d; leader in (c) %d, "
+             "%d applied index %d in (c); then %d applied %s there (%s)", s1, index_a, s5,
+             index_b, leader_c, count_c, index_a, count_d, value_d,
+             "S5's" if value_d == value_b else "S1's" if value_d == value_a else "other")
+
+    # Everyone back: the logs must converge, with nothing committed lost or changed.
+    for i in range(servers):
+        if not cfg.is_alive(i):
+            cfg.start1(i)
+        cfg.connect(i)
+    cfg.one(random_value(), servers, retry=True)
     cfg.end()
 
 
