@@ -1,4 +1,8 @@
-"""The errors an RPC can end with. Every failed call raises a subclass of `RpcError`."""
+"""The errors an RPC can end with. Every failed call raises a subclass of `RpcError`.
+
+A handler may raise one too, to refuse a call (a killed peer: `raise Stopped("peer was killed")`):
+the caller gets that very error, and nothing is logged.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ class Disconnected(RpcError):
 
 
 class Stopped(RpcError):
-    """The server died (was deleted or cut off) while the call was in flight, or the network shut down."""
+    """The server died (was deleted or cut off) while the call was in flight, the network shut
+    down, or the handler refused the call (a killed peer)."""
 
 
 class Unimplemented(RpcError):

@@ -1,21 +1,33 @@
 """An emulated network that loses, delays and reorders RPCs, for testing Raft and KV.
 
-Every rule of the fault model is a named constant below and is applied at one line of
-`Network`, in the order a call meets it:
+It follows the Go labrpc of the MIT 6.824 labs. Every rule of the fault model is a named constant
+below, with the reason it exists, and is applied at one place in `Network`, in the order a call
+meets it:
 
 1. Every call counts in `total_count()` and its request bytes in `total_bytes()`.
-2. An end that is disabled, connected to no server, or whose server was deleted fails the call
-   after a random delay (`DEAD_END_DELAY_MS`, or `LONG_DEAD_END_DELAY_MS` with long delays).
-3. On an unreliable network the request waits `SHORT_DELAY_MS`, then is dropped with
-   probability `DROP_REQUEST_PROBABILITY` (the handler never runs).
-4. The handler runs on a worker thread; `count(server)` counts it. If the server is deleted or
-   the end disabled meanwhile, the caller fails at once (`Stopped`) and the late reply is lost.
-5. On an unreliable network the reply is dropped with probability `DROP_REPLY_PROBABILITY`
+2. The call reads the network once, when it starts: the server its end reaches, and whether the
+   network is reliable and reorders replies. It keeps these values to the end, even if they change
+   while it is in flight (Go reads them once too).
+3. An end that is disabled, connected to no server, or whose server was deleted fails the call
+   after a random delay (`DEAD_END_DELAY_MS`, or `LONG_DEAD_END_DELAY_MS` with long delays); no
+   handler runs.
+4. Otherwise the server the end reached has accepted the request. On an unreliable network the
+   request first waits `SHORT_DELAY_MS`, then is dropped with probability
+   `DROP_REQUEST_PROBABILITY` (the handler never runs).
+5. The handler runs on a worker thread, on the accepted server, even if meanwhile the end was
+   disabled or the server deleted or replaced; `count(server)` counts it. Only its reply is lost:
+   when its end or server dies, the caller fails at once (`Stopped`), whether the handler has
+   started yet or not, and the handler's effects stay. (Why: a client must never see a positive
+   reply to a write that a crashed server saved into a persister the tester has since replaced.)
+   A handler may refuse a call by raising an `RpcError` (e.g. `Stopped` from a killed peer); the
+   caller gets that very error.
+6. On an unreliable network the reply is dropped with probability `DROP_REPLY_PROBABILITY`
    (the handler's effects stay).
-6. With long reordering, a reply is held back with probability `REORDER_PROBABILITY` for
+7. With long reordering, a reply is held back with probability `REORDER_PROBABILITY` for
    `REORDER_BASE_MS + U[0, 1 + U[0, REORDER_SPREAD_MS))` ms.
-7. A delivered reply adds its bytes to `total_bytes()`.
+8. A delivered reply adds its bytes to `total_bytes()`.
 
+After `shutdown()` no handler starts and every unfinished call fails with `Stopped`.
 Arguments and replies cross only as encoded bytes, so the two sides never share an object.
 """
 
@@ -41,12 +53,18 @@ log = logging.getLogger("labrpc")
 
 __all__ = ["Network", "ClientEnd", "Server"]
 
-# --- The fault model (the numbers of the Go labrpc) ---------------------------------------------
+# --- The fault model: the numbers of the Go labrpc, each with the reason it is there ---------
+# Why: concurrent RPCs overtake one another, which exposes races between them.
 SHORT_DELAY_MS = 27                  # unreliable: each request first waits U[0, 27) ms
+# Why: networks lose messages; a lost request never reaches the handler.
 DROP_REQUEST_PROBABILITY = 0.1       # unreliable: then 1 request in 10 is lost
+# Why: a lost reply looks like a lost request, so a retried operation must be safe to repeat.
 DROP_REPLY_PROBABILITY = 0.1         # unreliable: and 1 reply in 10 after the handler ran
+# Why: KV clerks must be able to try the servers one after another in quick succession.
 DEAD_END_DELAY_MS = 100              # a call on a dead end fails after U[0, 100) ms
+# Why: a leader that sends RPCs synchronously (waits for each reply) stalls and fails the tests.
 LONG_DEAD_END_DELAY_MS = 7000        # ... or after U[0, 7000) ms with long delays on
+# Why: replies from old terms arrive late, which exposes a peer that trusts a stale reply.
 REORDER_PROBABILITY = 600 / 900      # long reordering: 2 replies in 3 are held back
 REORDER_BASE_MS = 200                # ... for 200 ms
 REORDER_SPREAD_MS = 2000             # ... plus U[0, 1 + U[0, 2000)) ms, skewed to short waits
@@ -74,35 +92,53 @@ class Server:
         self._services[service.name] = (service, implementation)
 
     def dispatch(self, full_name: str, request: bytes) -> bytes:
-        """Decode `request`, run `Service.Method` and return the encoded reply."""
+        """Decode `request`, run `Service.Method` and return the encoded reply.
+
+        A handler that raises an `RpcError` refuses the call: that error reaches the caller as it
+        is, with nothing logged. Any other exception is logged with its traceback and becomes a
+        `RemoteError`.
+        """
         service_name, _, method_name = full_name.partition(".")
+        return self._dispatch(service_name, method_name, request)
+
+    def _dispatch(self, service_name: str, method_name: str, request: bytes) -> bytes:
         entry = self._services.get(service_name)
         if entry is None:
-            raise Unimplemented(f"server {self.name!r} has no service {service_name!r} (call {full_name})")
+            raise Unimplemented(f"server {self.name!r} has no service {service_name!r} "
+                                f"(call {service_name}.{method_name})")
         service, implementation = entry
         method = service.methods.get(method_name)
         if method is None:
-            raise Unimplemented(f"service {service_name} has no rpc {method_name!r} (call {full_name})")
+            raise Unimplemented(f"service {service_name} has no rpc {method_name!r} "
+                                f"(call {service_name}.{method_name})")
         handler = getattr(implementation, method.attr, None)
         if handler is None:
             raise Unimplemented(
                 f"{type(implementation).__name__} has no method {method.attr}() "
-                f"for rpc {full_name} on server {self.name!r}"
+                f"for rpc {method.full_name} on server {self.name!r}"
             )
-        args = labcodec.decode(request, method.request_type)
+        try:
+            args = method.request_type.FromString(request)
+        except Exception:
+            args = labcodec.decode(request, method.request_type)  # raises labcodec's error
         try:
             reply = handler(args)
+        except RpcError:
+            raise  # the handler refuses the call (a killed peer raises Stopped): not a bug
         except Exception as exc:
             log.exception("handler %s.%s on server %r raised", type(implementation).__name__,
                           method.attr, self.name)
-            raise RemoteError(f"{full_name} on server {self.name!r} raised "
+            raise RemoteError(f"{method.full_name} on server {self.name!r} raised "
                               f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(reply, method.reply_type):
             raise RemoteError(
                 f"{type(implementation).__name__}.{method.attr}() returned "
                 f"{type(reply).__name__}, expected {method.reply_type.__name__}"
             )
-        return labcodec.encode(reply)
+        try:
+            return reply.SerializeToString()
+        except Exception:
+            return labcodec.encode(reply)  # raises labcodec's error
 
     def __repr__(self) -> str:
         return f"Server({self.name!r}, services={list(self._services)})"
@@ -117,7 +153,14 @@ class ClientEnd:
 
     def call(self, method: Method, args: Message) -> Any:
         """Send `args` and block until the reply arrives or the call fails (`RpcError`)."""
-        return self.network._start_call(self, method, args, None).result()
+        call = self.network._start_call(self, method, args, None)
+        call._done.acquire()  # released once, by whichever thread finishes the call
+        if call.error is not None:
+            raise call.error
+        try:
+            return method.reply_type.FromString(call.reply)
+        except Exception:
+            return labcodec.decode(call.reply, method.reply_type)  # raises labcodec's error
 
     def call_future(self, method: Method, args: Message) -> Future:
         """Send `args` and return a Future of the reply at once."""
@@ -139,50 +182,47 @@ class _EndState:
 
 
 # A call is ACTIVE from acceptance until its handler returns: only then can its server's death
-# fail it. Once a reply or failure is on its way it is SETTLED and waits only for delivery.
+# fail it (its handler runs all the same). Once a reply or failure is on its way it is SETTLED
+# and waits only for delivery.
 _ACTIVE, _SETTLED = 0, 1
 
 
 class _Call:
-    __slots__ = ("end_name", "method", "request", "server", "phase", "reply", "error",
-                 "_done", "_finished", "_future")
+    """One call in flight. Its `server`, and whether it is `reliable` and reordered
+    (`long_reordering`), are read from the network when the call starts, under its lock."""
 
-    def __init__(self, end_name: str, method: Method, request: bytes, server: Server | None,
+    __slots__ = ("end_name", "end", "method", "request", "server", "reliable", "long_reordering",
+                 "phase", "reply", "error", "finished", "_done", "_future")
+
+    def __init__(self, end_name: str, end: _EndState, method: Method, request: bytes,
+                 server: Server | None, reliable: bool, long_reordering: bool,
                  future: Future | None) -> None:
         self.end_name = end_name
+        self.end = end
         self.method = method
         self.request = request
         self.server = server
+        self.reliable = reliable
+        self.long_reordering = long_reordering
         self.phase = _ACTIVE
-        self.reply: bytes | None = None
-        self.error: RpcError | None = None
-        self._done = threading.Lock()
-        self._done.acquire()  # released once, when the call finishes
-        self._finished = False
+        self.finished = False  # `reply` and `error` are set when it finishes
         self._future = future
+        if future is None:  # a blocking caller waits on this lock, acquired until the call ends
+            self._done = done = threading.Lock()
+            done.acquire()
 
-    def result(self) -> Any:
-        self._done.acquire()
-        self._done.release()
-        if self.error is not None:
-            raise self.error
-        return labcodec.decode(self.reply, self.method.reply_type)
-
-    def _wake(self) -> None:
-        """Hand the outcome to the caller: release a blocked `result()`, complete the Future."""
-        self._done.release()
-        if self._future is not None:
-            self._resolve_future()
-
-    def _resolve_future(self) -> None:
+    def wake(self) -> None:
+        """Hand the outcome to the caller: release a blocked caller, or complete the Future."""
         future = self._future
-        if self.error is not None:
+        if future is None:
+            self._done.release()
+        elif self.error is not None:
             future.set_exception(self.error)
-            return
-        try:
-            future.set_result(labcodec.decode(self.reply, self.method.reply_type))
-        except labcodec.Error as exc:
-            future.set_exception(exc)
+        else:
+            try:
+                future.set_result(labcodec.decode(self.reply, self.method.reply_type))
+            except labcodec.Error as exc:
+                future.set_exception(exc)
 
 
 class Network:
@@ -210,6 +250,7 @@ class Network:
     # --- configuration ----------------------------------------------------------------------------
 
     def set_reliable(self, reliable: bool) -> None:
+        """Calls started from now on are (un)reliable; calls in flight keep what they started with."""
         with self._lock:
             self._reliable = reliable
 
@@ -219,7 +260,7 @@ class Network:
             self._long_delays = long_delays
 
     def set_long_reordering(self, long_reordering: bool) -> None:
-        """Hold back 2 replies in 3 by 200..2200 ms."""
+        """Hold back 2 replies in 3 by 200..2200 ms, for calls started from now on."""
         with self._lock:
             self._long_reordering = long_reordering
 
@@ -259,7 +300,7 @@ class Network:
     # --- counters ---------------------------------------------------------------------------------
 
     def count(self, server_name: str) -> int:
-        """Calls dispatched to `server_name` (the handler ran or started)."""
+        """Calls handed to `server_name`'s handlers (a dropped request is not)."""
         with self._lock:
             return self._server_counts.get(server_name, 0)
 
@@ -276,7 +317,7 @@ class Network:
     # --- shutdown ---------------------------------------------------------------------------------
 
     def shutdown(self, timeout: float = 2.0) -> list[threading.Thread]:
-        """Fail every unfinished call and stop the network's threads.
+        """Fail every unfinished call and stop the network's threads; no handler starts after it.
 
         Returns the worker threads still running a handler after `timeout` (a handler that
         never returns cannot be stopped from outside; the caller decides what that means).
@@ -301,52 +342,69 @@ class Network:
         except KeyError:
             raise ValueError(f"no client end named {name!r}") from None
 
-    def _live_server(self, end_name: str) -> Server | None:
-        """The server an end reaches now, or None if the end is dead. Hold the lock."""
-        end = self._ends[end_name]
-        if not end.enabled or end.server_name is None:
-            return None
-        return self._servers.get(end.server_name)
-
     def _is_dead(self, call: _Call) -> bool:
-        return self._live_server(call.end_name) is not call.server
+        """Whether the call's end no longer reaches the server that accepted it. Hold the lock."""
+        end = call.end  # (an end connected to nothing has server_name None, which no server has)
+        return not end.enabled or self._servers.get(end.server_name) is not call.server
 
     def _start_call(self, end: ClientEnd, method: Method, args: Message,
                     future: Future | None) -> _Call:
         if not isinstance(args, method.request_type):
             raise TypeError(f"{method.full_name} takes {method.request_type.__name__}, "
                             f"got {type(args).__name__}")
-        request = labcodec.encode(args)
-        with self._lock:
+        # labcodec.encode, less the type check just made; a failure still raises its error.
+        try:
+            request = args.SerializeToString()
+        except Exception:
+            request = labcodec.encode(args)
+        # (This path runs for every call: its lock is taken without `with`, which costs twice
+        # as much, and the reliable case does nothing more than it must.)
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._closed:
                 raise Stopped("the network was shut down")
             self._total_count += 1
             self._total_bytes += len(request)
-            server = self._live_server(end.name)
-            call = _Call(end.name, method, request, server, future)
+            state = self._ends[end.name]
+            server = self._servers.get(state.server_name) if state.enabled else None
+            reliable = self._reliable
+            call = _Call(end.name, state, method, request, server, reliable,
+                         self._long_reordering, future)
             self._unfinished.add(call)
             if server is None:
                 call.phase = _SETTLED
                 limit = LONG_DEAD_END_DELAY_MS if self._long_delays else DEAD_END_DELAY_MS
-                self._timers.schedule(self._random.randrange(limit) / 1000, self._finish_locked,
+                self._timers.schedule(self._random.randrange(limit) / 1000, self._finish_later,
                                       call, None, Disconnected(f"end {end.name!r} reaches no server"))
                 return call
-            if self._reliable:
-                delay = None
-            else:
+            # Accepted: from here on the call belongs to this server, whatever becomes of it.
+            if not reliable:
                 delay = self._random.randrange(SHORT_DELAY_MS) / 1000
                 if self._random.random() < DROP_REQUEST_PROBABILITY:
                     call.phase = _SETTLED
-                    self._timers.schedule(delay, self._finish_locked, call, None,
+                    self._timers.schedule(delay, self._finish_later, call, None,
                                           Timeout(f"{method.full_name}: request lost"))
-                    return call
-        if delay is None:
-            self._dispatch(call)
-        else:
-            self._timers.schedule(delay, self._dispatch, call)
+                else:
+                    self._timers.schedule(delay, self._dispatch_later, call)
+                return call
+            self._server_counts[server.name] += 1
+        finally:
+            lock.release()
+        # Hand the job over last: a blocking caller goes straight on to wait for its reply.
+        try:
+            self._workers.submit(self._run_handler, call)
+        except RuntimeError:  # the pool closed: shutdown has already failed the call
+            pass
         return call
 
-    def _dispatch(self, call: _Call) -> None:
+    def _dispatch_later(self, call: _Call) -> None:
+        """After the short delay: hand the request to the server that accepted it, whether or not
+        that server still lives (its reply is lost if it died, but its handler runs, as in Go)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._server_counts[call.server.name] += 1
         try:
             self._workers.submit(self._run_handler, call)
         except RuntimeError:  # the pool closed: shutdown has already failed the call
@@ -356,58 +414,64 @@ class Network:
         """Run a call's handler on a worker thread. For a blocking caller, return the wake-up
         instead of doing it: the worker does it last, just before it waits for its next job,
         so the woken caller never has to wait for the worker to let go of the interpreter."""
-        with self._lock:
-            if call._finished:
-                return None
-            if self._is_dead(call):
-                self._finish(call, error=Stopped(f"server of end {call.end_name!r} is gone"))
-                dead = True
-            else:
-                self._server_counts[call.server.name] += 1
-                dead = False
-        if dead:
-            _wake([call])
+        if self._closed:  # read without the lock: a handler that starts now began before shutdown
             return None
+        method = call.method
         try:
-            reply, error = call.server.dispatch(call.method.full_name, call.request), None
+            reply, error = call.server._dispatch(method.service, method.name, call.request), None
         except RpcError as exc:
             reply, error = None, exc
         except labcodec.Error as exc:
-            reply, error = None, RemoteError(f"{call.method.full_name}: {exc}")
-        with self._lock:
-            if call._finished:
+            reply, error = None, RemoteError(f"{method.full_name}: {exc}")
+        lock = self._lock
+        lock.acquire()
+        try:
+            if call.finished:  # the caller was failed already (its server died, or shutdown)
                 return None
-            if self._is_dead(call):
-                # The server crashed or was cut off while handling: its answer never arrives.
+            end = call.end
+            if (call.reliable and not call.long_reordering and end.enabled
+                    and self._servers.get(end.server_name) is call.server):
+                # The common case, `_finish` written out: a reply on a reliable network.
+                call.finished = True
+                self._unfinished.discard(call)
+                if error is None:
+                    self._total_bytes += len(reply)
+                call.reply, call.error = reply, error
+            elif self._is_dead(call):
+                # The server crashed or was cut off while handling: its answer never arrives, so
+                # a client never sees a positive reply to a write that the crashed server saved
+                # into a persister the tester has since replaced.
                 self._finish(call, error=Stopped(f"server {call.server.name!r} died during "
-                                                 f"{call.method.full_name}"))
-            elif not self._reliable and self._random.random() < DROP_REPLY_PROBABILITY:
-                self._finish(call, error=Timeout(f"{call.method.full_name}: reply lost"))
-            elif self._long_reordering and self._random.random() < REORDER_PROBABILITY:
+                                                 f"{method.full_name}"))
+            elif not call.reliable and self._random.random() < DROP_REPLY_PROBABILITY:
+                self._finish(call, error=Timeout(f"{method.full_name}: reply lost"))
+            elif call.long_reordering and self._random.random() < REORDER_PROBABILITY:
                 spread = self._random.randrange(1 + self._random.randrange(REORDER_SPREAD_MS))
                 call.phase = _SETTLED
-                self._timers.schedule((REORDER_BASE_MS + spread) / 1000, self._finish_locked,
+                self._timers.schedule((REORDER_BASE_MS + spread) / 1000, self._finish_later,
                                       call, reply, error)
                 return None
             else:
                 self._finish(call, reply, error)
+        finally:
+            lock.release()
         if call._future is None:
-            return call._wake
-        call._wake()
+            return call._done.release
+        call.wake()
         return None
 
-    def _finish_locked(self, call: _Call, reply: bytes | None, error: RpcError | None) -> None:
+    def _finish_later(self, call: _Call, reply: bytes | None, error: RpcError | None) -> None:
         with self._lock:
-            if call._finished:  # shutdown failed it meanwhile and completes its Future itself
+            if call.finished:  # shutdown failed it meanwhile and completes its Future itself
                 return
             self._finish(call, reply, error)
-        _wake([call])
+        call.wake()
 
     def _finish(self, call: _Call, reply: bytes | None = None, error: RpcError | None = None) -> None:
         """Complete a call exactly once. Hold the lock."""
-        if call._finished:
+        if call.finished:
             return
-        call._finished = True
+        call.finished = True
         self._unfinished.discard(call)
         if error is None:
             self._total_bytes += len(reply)
@@ -425,4 +489,4 @@ def _wake(calls: list[_Call]) -> None:
     """Deliver finished calls. Never under the network lock: a Future's callbacks run here
     and may call back into the network."""
     for call in calls:
-        call._wake()
+        call.wake()

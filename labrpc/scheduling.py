@@ -71,38 +71,55 @@ _STOP = object()
 
 
 class WorkerPool:
-    """A pool that grows to the largest number of jobs running at once and stops on `close()`."""
+    """A pool that grows to the largest number of jobs running at once and stops on `close()`.
+
+    Handing a job to an idle worker takes no lock: `_idle` holds one token per worker that has
+    finished its job and is waiting (or about to wait) for the next one, and `list.pop()` and
+    `list.append()` are atomic. Only starting a thread and closing take `_lock`.
+    """
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._jobs: SimpleQueue = SimpleQueue()
         self._lock = threading.Lock()
-        self._idle = 0  # workers waiting for a job and not yet promised one
+        self._idle: list[None] = []  # a token per worker waiting for a job and not yet promised one
         self._threads: list[threading.Thread] = []
         self._closed = False
 
     def submit(self, job: Callable[[Any], Callable[[], None] | None], arg: Any) -> None:
         """Run `job(arg)` on a pool thread, starting a new one when none is idle. If the job
-        returns a callable, the thread calls it after counting itself idle; it must not block."""
+        returns a callable, the thread calls it after counting itself idle; it must not block.
+
+        A job submitted before `close()` runs. One that races `close()` either runs, or raises
+        `RuntimeError`, or is dropped without running (its submitter must not wait for it: the
+        network fails such calls itself when it shuts down).
+        """
+        if self._closed:
+            raise RuntimeError("worker pool is closed")
+        try:
+            self._idle.pop()  # that worker is now promised this job
+        except IndexError:
+            self._start_worker(job, arg)
+            return
+        self._jobs.put((job, arg))
+
+    def _start_worker(self, job: Callable[[Any], Callable[[], None] | None], arg: Any) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("worker pool is closed")
             # Queue the job and start its worker before close() can look: close() must neither
             # join a thread not yet started nor queue a worker's stop ahead of this job.
             self._jobs.put((job, arg))
-            if self._idle:
-                self._idle -= 1
-            else:
-                thread = threading.Thread(
-                    target=self._work, name=f"{self._name}-worker-{len(self._threads)}",
-                    daemon=True,
-                )
-                self._threads.append(thread)
-                thread.start()
+            thread = threading.Thread(
+                target=self._work, name=f"{self._name}-worker-{len(self._threads)}", daemon=True,
+            )
+            self._threads.append(thread)
+            thread.start()
 
     def _work(self) -> None:
+        get, idle = self._jobs.get, self._idle
         while True:
-            item = self._jobs.get()
+            item = get()
             if item is _STOP:
                 return
             job, arg = item
@@ -111,12 +128,14 @@ class WorkerPool:
             except Exception:
                 log.exception("labrpc worker job %r failed", job)
                 follow_up = None
-            with self._lock:
-                self._idle += 1
+            idle.append(None)
             if follow_up is not None:
                 # A job may hand back one last non-blocking step (waking its caller) to run
-                # right before this thread waits again.
-                follow_up()
+                # right before this thread waits again, so the woken caller finds it idle.
+                try:
+                    follow_up()
+                except Exception:  # the thread has counted itself idle: it must live on
+                    log.exception("labrpc worker follow-up %r failed", follow_up)
 
     def close(self, timeout: float = 2.0) -> list[threading.Thread]:
         """Stop idle workers; return the threads still busy in a job after `timeout`."""

@@ -12,15 +12,17 @@ from __future__ import annotations
 import importlib
 import json
 import operator
+import os
 import statistics
 import sys
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
-from typing import Callable
+from typing import Callable, Iterator
 
 __all__ = ["GROUPS", "TARGETS", "Target", "lazy", "rpc_metrics", "run_benchmarks"]
 
@@ -104,9 +106,51 @@ def rpc_metrics(batches: int = 9, calls_per_batch: int = 2000, threads: int = 8,
                 concurrent_calls_per_thread: int = 1500, concurrent_rounds: int = 3) -> dict[str, float]:
     """Sequential call latency against a bare thread round trip, and throughput of 8 callers.
 
-    Latencies are the median of per-batch means; batches of calls and of round trips alternate,
-    so a change in machine load affects both alike.
+    The two latencies are measured in `batches` interleaved pairs (a batch of labrpc calls, then
+    a batch of bare round trips), so a change in machine load affects both alike. `rpc_ratio` is
+    the median of the pairs' ratios, `rpc_ratio_min` and `rpc_ratio_max` their spread; the
+    latencies are the medians of the batch means. The whole group runs pinned to one CPU where
+    the system allows it (`rpc_one_cpu` is 1 then): see `_one_cpu`.
     """
+    with _one_cpu() as pinned:
+        metrics = _rpc_metrics(batches, calls_per_batch, threads, concurrent_calls_per_thread,
+                               concurrent_rounds)
+    metrics["rpc_one_cpu"] = 1.0 if pinned else 0.0
+    return metrics
+
+
+@contextmanager
+def _one_cpu() -> Iterator[bool]:
+    """Run the body with this thread, and every thread it starts, on one CPU; yield whether it
+    could be done (not on systems without `os.sched_setaffinity`, or when it is refused).
+
+    Why: a thread that wakes a thread waiting on another core pays for an inter-processor
+    wake-up, which on a small VM costs ~60-70 us against ~5 us on the same core. Both paths
+    measured here are made of such hand-offs (a labrpc call makes two, like the bare round
+    trip), and the scheduler decides per run, even per batch, where the threads sit: unpinned,
+    one path can get the cheap wakes and the other the dear ones, and the ratio swings by an
+    order of magnitude from run to run while measuring the scheduler rather than labrpc. On one
+    CPU every hand-off is a same-core switch, so the two paths are compared on equal terms and
+    what differs between them is the work labrpc does per call.
+    """
+    getter = getattr(os, "sched_getaffinity", None)
+    setter = getattr(os, "sched_setaffinity", None)
+    previous: set[int] | None = None
+    if getter is not None and setter is not None:
+        try:
+            previous = getter(0)
+            setter(0, {min(previous)})  # threads started from here on inherit the mask
+        except (OSError, ValueError):
+            previous = None
+    try:
+        yield previous is not None
+    finally:
+        if previous is not None:
+            setter(0, previous)
+
+
+def _rpc_metrics(batches: int, calls_per_batch: int, threads: int,
+                 concurrent_calls_per_thread: int, concurrent_rounds: int) -> dict[str, float]:
     import labrpc
     from labrpc.service import services_of
     from proto.compiler import load_proto
@@ -139,11 +183,13 @@ def rpc_metrics(batches: int = 9, calls_per_batch: int = 2000, threads: int = 8,
     finally:
         echo.stop()
         net.shutdown()
-    rpc_seq_us, thread_roundtrip_us = statistics.median(rpc_us), statistics.median(thread_us)
+    ratios = [rpc / thread for rpc, thread in zip(rpc_us, thread_us)]
     return {
-        "rpc_seq_us": rpc_seq_us,
-        "thread_roundtrip_us": thread_roundtrip_us,
-        "rpc_ratio": rpc_seq_us / thread_roundtrip_us,
+        "rpc_seq_us": statistics.median(rpc_us),
+        "thread_roundtrip_us": statistics.median(thread_us),
+        "rpc_ratio": statistics.median(ratios),
+        "rpc_ratio_min": min(ratios),
+        "rpc_ratio_max": max(ratios),
         f"rpc_concurrent{len(clients)}_per_s": statistics.median(rates),
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -87,8 +88,23 @@ def test_lazy_group_imports_its_module_only_when_run() -> None:
 def test_rpc_group_reports_latencies_ratio_and_throughput() -> None:
     metrics = bench.rpc_metrics(batches=2, calls_per_batch=40, threads=2,
                                 concurrent_calls_per_thread=20, concurrent_rounds=1)
-    assert set(metrics) == {"rpc_seq_us", "thread_roundtrip_us", "rpc_ratio",
-                            "rpc_concurrent2_per_s"}
-    assert all(value > 0 for value in metrics.values())
-    assert metrics["rpc_ratio"] == pytest.approx(metrics["rpc_seq_us"] / metrics["thread_roundtrip_us"])
+    assert set(metrics) == {"rpc_seq_us", "thread_roundtrip_us", "rpc_ratio", "rpc_ratio_min",
+                            "rpc_ratio_max", "rpc_concurrent2_per_s", "rpc_one_cpu"}
+    assert all(value > 0 for name, value in metrics.items() if name != "rpc_one_cpu")
+    # The ratio is the median of the pairs' ratios: between their min and max.
+    assert metrics["rpc_ratio_min"] <= metrics["rpc_ratio"] <= metrics["rpc_ratio_max"]
+    assert metrics["rpc_one_cpu"] in (0.0, 1.0)
+
+
+def test_rpc_group_restores_the_cpu_affinity_it_pinned() -> None:
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this system")
+    before = os.sched_getaffinity(0)
+    with bench._one_cpu() as pinned:
+        inside = os.sched_getaffinity(0)
+    assert os.sched_getaffinity(0) == before
+    if pinned:
+        assert len(inside) == 1 and inside <= before
+    else:
+        assert inside == before
     assert "rpc" in bench.GROUPS
