@@ -230,21 +230,25 @@ class Config(Cluster[Node]):
         with self._lock:
             self.saved[i] = self.saved[i].copy()
 
-    def kill_in_place(self, i: int) -> None:
-        """Kill server i's peer but leave its server on the network, still reachable: calls
-        to it now meet a killed Raft, which must neither answer nor change state."""
-        log.info("kill_in_place(%d)", i)
+    def kill_in_place(self, *servers: int) -> None:
+        """Kill these servers' peers but leave their servers on the network, still reachable:
+        calls to them now meet a killed Raft, which must neither answer nor change state. All
+        are killed before any applier is stopped, so that they die at about the same moment."""
+        log.info("kill_in_place(%s)", ", ".join(map(str, servers)))
+        victims = []
         with self._lock:
-            node, applier = self.nodes[i], self._appliers[i]
-            self.nodes[i] = None
-            self._appliers[i] = None
-        if node is None:
-            return
-        if applier is not None:
-            applier.node_killed()
-        node.kill()
-        if applier is not None:
-            applier.stop(APPLIER_STOP_TIMEOUT)
+            for i in servers:
+                victims.append((self.nodes[i], self._appliers[i]))
+                self.nodes[i] = None
+                self._appliers[i] = None
+        for node, applier in victims:
+            if applier is not None:
+                applier.node_killed()
+            if node is not None:
+                node.kill()
+        for _, applier in victims:
+            if applier is not None:
+                applier.stop(APPLIER_STOP_TIMEOUT)
 
     def start1(self, i: int) -> None:
         """Start server i, or restart it from its persisted state. It starts disconnected."""
