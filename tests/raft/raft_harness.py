@@ -527,8 +527,9 @@ class _Applier(threading.Thread):
     """Reads one peer instance's apply queue and checks every applied command.
 
     The snapshot applier (2D) also calls snapshot() after each index i with
-    (i + 1) % SNAPSHOT_INTERVAL == 0, its data the encoded command at i, and answers each
-    ApplySnapshot with cond_install_snapshot(), resetting the server's log when it says yes."""
+    (i + 1) % SNAPSHOT_INTERVAL == 0, its data a TesterSnapshot of every value applied through
+    i, and answers each ApplySnapshot with cond_install_snapshot(), taking the snapshot's values
+    as the server's applied state when it says yes (checked against the other servers)."""
 
     def __init__(self, cfg: Config, server: int, node: Node, apply_ch: queue.Queue,
                  last_applied: int) -> None:
