@@ -18,6 +18,7 @@ import itertools
 import logging
 import queue
 import random
+import statistics
 import threading
 import time
 from collections import defaultdict
@@ -64,7 +65,16 @@ ONE_COMMIT_POLL = 0.020           # ... polling every 20 ms,
 ONE_NO_LEADER_SLEEP = 0.050       # ... and sleeping 50 ms when no peer accepted
 
 APPLIER_STOP_TIMEOUT = 1.0        # crash1 waits this long for a dead peer's applier to drain
+APPLY_CH_SIZE = 1                 # messages apply_ch holds before a put waits
+APPLIER_POLL = 0.050              # a stopped applier notices it this often, even with the
+                                  # sentinel not yet in (a full apply_ch, a service stuck in Raft)
 NETWORK_SHUTDOWN_TIMEOUT = 2.0    # teardown: labrpc handler threads get this long to finish
+
+ROUND_GAP = 0.050                 # RequestVotes of one peer further apart than this, or of another
+                                  # term, belong to different elections
+TIMEOUT_SPREAD = 0.005            # check_election_timeouts_vary: waits this close to their median...
+TIMEOUT_SAME_SHARE = 0.75         # ... in this share of them mean one fixed timeout,
+TIMEOUT_MIN_WAITS = 6             # ... judged only on at least this many waits
 
 _end_ids = itertools.count()      # every start1 gives the peer fresh end names
 _STOP = object()                  # the sentinel that stops an applier
@@ -89,6 +99,62 @@ def _show(value: Any, limit: int = 40) -> str:
 
 def server_name(i: int) -> str:
     return f"raft-{i}"
+
+
+class ElectionWatch:
+    """When each peer asked for votes: every RequestVote it sent, even into a cut link.
+
+    A follower that keeps campaigning under a healthy leader, or peers whose election timeouts
+    are one fixed number, show only here: a pre-vote (an optional extension) never moves a term,
+    and on a reliable network with no delays a fixed timeout rarely splits a vote. The peers'
+    ends record their RequestVotes on the way out; appending to a list is atomic, so the
+    senders take no lock of ours.
+    """
+
+    def __init__(self) -> None:
+        self.sends: list[tuple[float, int, tuple[Any, bool]]] = []  # (when, sender, (term, pre-vote))
+
+    def record(self, sender: int, args: Any) -> None:
+        key = (getattr(args, "term", None), bool(getattr(args, "pre_vote", False)))
+        self.sends.append((time.monotonic(), sender, key))
+
+    def rounds(self, sender: int, start: float, stop: float) -> list[float]:
+        """When `sender` began each election (round of RequestVotes) in [start, stop].
+
+        A round is a run of RequestVotes for one term; a pre-vote round does not move the term,
+        so a pause of ROUND_GAP also starts a new one (so does any pause, for a message with no
+        `term` field). Resending a RequestVote within one term stays the same round."""
+        begun: list[float] = []
+        last_when, last_key = None, None
+        for when, who, key in list(self.sends):
+            if who != sender:
+                continue
+            term, pre_vote = key
+            new_round = (last_key is None or key != last_key
+                         or ((pre_vote or term is None) and when - last_when > ROUND_GAP))
+            if new_round and start <= when <= stop:
+                begun.append(when)
+            last_when, last_key = when, key
+        return begun
+
+
+class _WatchedEnd:
+    """A peer's end to one other peer, telling the ElectionWatch of each RequestVote it sends."""
+
+    __slots__ = ("_end", "_watch", "_sender", "name")
+
+    def __init__(self, end: labrpc.ClientEnd, watch: ElectionWatch, sender: int) -> None:
+        self._end, self._watch, self._sender, self.name = end, watch, sender, end.name
+
+    def call(self, method: Any, args: Any) -> Any:
+        if method.name == "RequestVote":
+            self._watch.record(self._sender, args)
+        return self._end.call(method, args)
+
+    def call_future(self, method: Any, args: Any) -> Any:
+        if method.name == "RequestVote":
+            self._watch.record(self._sender, args)
+        return self._end.call_future(method, args)
 
 
 class Config(Cluster[Node]):
@@ -117,6 +183,7 @@ class Config(Cluster[Node]):
         self.max_index = 0
         self._appliers: list[_Applier | None] = [None] * n
         self.rpcs_begin = self.bytes_begin = self.max_index_begin = 0
+        self.elections = ElectionWatch()
 
         try:
             for i in range(n):
@@ -271,8 +338,12 @@ class Config(Cluster[Node]):
         last_applied = 0
         if self.snapshot and persister.snapshot_size() > 0:
             last_applied = self._install_tester_snapshot(i, persister.snapshot(), "restarted from")
-        apply_ch: queue.Queue = queue.Queue()
-        node = Node(Raft([RaftClient(end) for end in ends], i, persister, apply_ch))
+        # One message at a time, like Go's unbuffered applyCh: a put waits until the service
+        # took the previous message, so a Raft that puts while holding its lock deadlocks with
+        # a service calling back into it (snapshot(), cond_install_snapshot()), as in Go.
+        apply_ch: queue.Queue = queue.Queue(maxsize=APPLY_CH_SIZE)
+        peers = [RaftClient(_WatchedEnd(end, self.elections, i)) for end in ends]
+        node = Node(Raft(peers, i, persister, apply_ch))
         applier = _Applier(self, i, node, apply_ch, last_applied)
         with self._lock:
             self.nodes[i] = node
@@ -351,6 +422,36 @@ class Config(Cluster[Node]):
         for i, node in self._connected_nodes():
             if node.is_leader():
                 self.fail(f"expected no leader among connected servers, but {i} claims to be leader")
+
+    def check_quiet_followers(self, leader: int, start: float, stop: float) -> None:
+        """With `leader` healthy and the network reliable from `start` to `stop`, no other peer
+        may keep campaigning: a pre-vote refused once (a late heartbeat on a busy machine) is
+        forgiven, a third round of RequestVotes is not."""
+        for i in range(self.n):
+            rounds = self.elections.rounds(i, start, stop)
+            if i != leader and len(rounds) >= 3:
+                self.fail(f"server {i} began {len(rounds)} elections (rounds of RequestVote) in "
+                          f"{stop - start:.1f} s while leader {leader} was healthy and the network "
+                          f"reliable: a follower must reset its election timer whenever it hears "
+                          f"from the current leader")
+
+    def check_election_timeouts_vary(self, servers: list[int], start: float, stop: float) -> None:
+        """`servers`, each cut off from all others from `start` to `stop`, campaign again and
+        again; the waits between one's elections are its election timeouts, which must be
+        random, or candidates that time out together split the vote together forever."""
+        waits: list[float] = []
+        for i in servers:
+            rounds = self.elections.rounds(i, start, stop)
+            waits += [later - earlier for earlier, later in zip(rounds, rounds[1:])]
+        if len(waits) < TIMEOUT_MIN_WAITS:
+            return  # too few elections in the window to judge (long timeouts): no verdict
+        median = statistics.median(waits)
+        same = sum(abs(wait - median) <= TIMEOUT_SPREAD for wait in waits)
+        if same >= TIMEOUT_SAME_SHARE * len(waits):
+            self.fail(f"election timeouts are not randomised: {same} of the {len(waits)} waits "
+                      f"between elections of isolated servers {servers} were {median * 1000:.0f} "
+                      f"ms (within {TIMEOUT_SPREAD * 1000:.0f} ms); each election must restart "
+                      f"its timer with a new random timeout")
 
     # --- agreement -------------------------------------------------------------------------------
 
@@ -541,6 +642,7 @@ class _Applier(threading.Thread):
         # Snapshot mode: the index applied last (the next apply must be the one after it).
         self.last_applied = last_applied
         self._killed = threading.Event()
+        self._stopped = threading.Event()
         self._holding = False
         self._snapshot_arrived = threading.Event()
 
@@ -554,13 +656,22 @@ class _Applier(threading.Thread):
 
     def stop(self, timeout: float) -> None:
         self._killed.set()
-        self.apply_ch.put(_STOP)
+        self._stopped.set()
+        try:
+            self.apply_ch.put_nowait(_STOP)  # wakes the applier at once if there is room
+        except queue.Full:
+            pass  # it drains what is queued and then sees _stopped
         if timeout > 0:
             self.join(timeout)
 
     def run(self) -> None:
         while True:
-            msg = self.apply_ch.get()
+            try:
+                msg = self.apply_ch.get(timeout=APPLIER_POLL)
+            except queue.Empty:
+                if self._stopped.is_set():
+                    return
+                continue
             if msg is _STOP:
                 return
             if self._killed.is_set():
@@ -627,6 +738,10 @@ class _Applier(threading.Thread):
             return
         if not self.node.cond_install_snapshot(msg.term, msg.index, msg.data):
             return
+        if msg.index < self.last_applied:
+            self._error(f"server {self.server} went back in time: it switched to a snapshot "
+                        f"through index {msg.index} after applying index {self.last_applied} "
+                        f"(an older snapshot than the applied state must be refused)")
         index = self.cfg._install_tester_snapshot(self.server, msg.data, "installed")
         if index != msg.index:
             self._error(f"server {self.server} delivered ApplySnapshot(index={msg.index}) whose "
