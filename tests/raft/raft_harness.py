@@ -257,6 +257,15 @@ class Config(Cluster[Node]):
         for end in ends:
             self.net.enable(end, True)
 
+    def cut_link(self, i: int, j: int) -> None:
+        """Disable the ends between servers i and j only, both ways (a partial partition)."""
+        log.info("cut_link(%d, %d)", i, j)
+        with self._lock:
+            ends = [names[k] for names, k in ((self.end_names[i], j), (self.end_names[j], i))
+                    if names is not None]
+        for end in ends:
+            self.net.enable(end, False)
+
     def disconnect(self, i: int) -> None:
         """Detach server i: disable every end from it and to it. The peer keeps running."""
         log.info("disconnect(%d)", i)

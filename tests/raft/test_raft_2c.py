@@ -94,6 +94,41 @@ def test_persist1_unreliable_2c(make_config):
                       title="Test (2C): basic persistence (unreliable)")
 
 
+def test_vote_survives_crash_2c(make_config):
+    """A peer saves its vote before granting it: restarted, it must not vote again in that term.
+
+    W wins a fresh election, term t, with V's vote, while C is down (it crashed in the term
+    before). V crashes and restarts and follows W again; C restarts cut off from W only, so it
+    times out and asks V for its vote, in term t if it asks at once. A V that forgot its vote
+    grants it, and C becomes a second leader of term t. (A peer that holds a pre-vote first
+    is asked nothing: V still hears from its leader.)"""
+    servers = 3
+    cfg = make_config(servers)
+    cfg.begin("Test (2C): a vote survives a crash")
+
+    first = cfg.check_one_leader()
+    c = (first + 1) % servers
+    cfg.crash1(c)
+    cfg.crash1(first)            # the other server elects a leader, or first does on return
+    cfg.start1(first)
+    cfg.connect(first)
+    w = cfg.check_one_leader()
+    v = 3 - c - w                # the voter: the third server
+
+    cfg.crash1(v)
+    cfg.start1(v)
+    cfg.connect(v)
+    cfg.start1(c)
+    cfg.connect(c)
+    cfg.cut_link(w, c)
+    cfg.sleep(2 * ELECTION_TIMEOUT)  # C campaigns; the monitor fails a second leader of a term
+
+    cfg.disconnect(c)
+    cfg.connect(c)
+    cfg.one(random_value(), servers, retry=True)
+    cfg.end()
+
+
 def test_persist2_2c(make_config):
     servers = 5
     cfg = make_config(servers)
