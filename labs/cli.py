@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -101,41 +102,33 @@ def _timeout_seconds(text: str) -> float:
     return value
 
 
-def _cmd_grade(args: argparse.Namespace) -> int:
-    from labs.grading.command import grade_command
-
-    return grade_command(args)
-
-
-def _add_grade_command(commands, add_grade_arguments) -> None:
-    grade = commands.add_parser(
-        "grade", help="grade a submission (directory, git repo or archive); or write a "
-                      "Gradescope bundle",
-        description="Grade a student's submission: only the student files are taken, laid on "
-                    "the pristine framework, and every test of the rubric runs N times, each in a "
-                    "fresh, limited process. Writes results.json (Gradescope), junit.xml, "
-                    "report.txt and the logs of failed runs. See docs/instructors.md.")
-    add_grade_arguments(grade)
-    grade.set_defaults(func=_cmd_grade)
-
-
-def _cmd_mutants(args: argparse.Namespace) -> int:
-    from labs.mutants.command import mutants_command
-
-    return mutants_command(args)
+# Instructor-only commands: (name, module, its argument adder, its command, help, description).
+# Their packages are left out of the student handout, so each is offered only where it imports.
+_INSTRUCTOR_COMMANDS = (
+    ("grade", "labs.grading.command", "add_grade_arguments", "grade_command",
+     "grade a submission (directory, git repo or archive); or write a Gradescope bundle",
+     "Grade a student's submission: only the student files are taken, laid on the pristine "
+     "framework, and every test of the rubric runs N times, each in a fresh, limited process. "
+     "Writes results.json (Gradescope), junit.xml, report.txt and the logs of failed runs. See "
+     "docs/instructors.md."),
+    ("mutants", "labs.mutants.command", "add_mutants_arguments", "mutants_command",
+     "run the lab suites against the corpus of buggy Raft/KV variants; write the kill matrix",
+     "Apply each mutant of the corpus (a small student bug in the reference solution) to a "
+     "scratch copy of the repository, run the suites of the parts that should catch it, "
+     "cheapest first, stopping at the first failure, N times; print the kill matrix and write "
+     "it as JSON and Markdown. See docs/instructors.md."),
+)
 
 
-def _add_mutants_command(commands, add_mutants_arguments) -> None:
-    mutants = commands.add_parser(
-        "mutants", help="run the lab suites against the corpus of buggy Raft/KV variants; write "
-                        "the kill matrix",
-        description="Apply each mutant of the corpus (a small student bug in the reference "
-                    "solution) to a scratch copy of the repository, run the suites of the parts "
-                    "that should catch it, cheapest first, stopping at the first failure, N "
-                    "times; print the kill matrix and write it as JSON and Markdown. See "
-                    "docs/instructors.md.")
-    add_mutants_arguments(mutants)
-    mutants.set_defaults(func=_cmd_mutants)
+def _add_instructor_commands(commands) -> None:
+    for name, module_name, add_arguments, command, help_text, description in _INSTRUCTOR_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:  # the student handout carries no grader and no mutant corpus
+            continue
+        parser = commands.add_parser(name, help=help_text, description=description)
+        getattr(module, add_arguments)(parser)
+        parser.set_defaults(func=getattr(module, command))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,19 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "commit per changed handout; never solution history)")
     handout.set_defaults(func=_cmd_handout)
 
-    try:
-        from labs.grading.command import add_grade_arguments
-    except ImportError:  # the student handout carries no grader
-        add_grade_arguments = None
-    if add_grade_arguments is not None:
-        _add_grade_command(commands, add_grade_arguments)
-
-    try:
-        from labs.mutants.command import add_mutants_arguments
-    except ImportError:  # nor the mutant corpus
-        add_mutants_arguments = None
-    if add_mutants_arguments is not None:
-        _add_mutants_command(commands, add_mutants_arguments)
+    _add_instructor_commands(commands)
 
     test = commands.add_parser(
         "test", help="run tests many times in parallel; keep the logs of failed runs",

@@ -39,9 +39,10 @@ import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -263,6 +264,36 @@ def _raise_keyboard_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+class Interruption:
+    """What `stop_all_on_interrupt` saw: `interrupted` once Ctrl-C or SIGTERM ended the block."""
+
+    interrupted = False
+
+
+@contextmanager
+def stop_all_on_interrupt(running: _Running, pool: ThreadPoolExecutor) -> Iterator[Interruption]:
+    """Around the runs of a session: Ctrl-C, or SIGTERM (`kill` of this process; the runs lead
+    sessions of their own, so they would not get it), kills every run, cancels those not
+    started and ends the block quietly with `.interrupted` set. Any other exception kills every
+    run too (a bug here must not leave runs behind) and goes on."""
+    interruption = Interruption()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        yield interruption
+    except KeyboardInterrupt:
+        interruption.interrupted = True
+        running.kill_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:
+        running.kill_all()
+        raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+
+
 # --- Many runs ----------------------------------------------------------------------------------
 
 @dataclass
@@ -351,10 +382,6 @@ def run_tests(words: list[str], *, iterations: int, workers: int, output: Path,
     console.print(title, markup=False)
 
     running = _Running()
-    # `kill labs-test-pid` ends the runs too, not only Ctrl-C: they lead sessions of their own.
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    if in_main_thread:
-        previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
         TextColumn("{task.fields[failed]}"), TextColumn("{task.fields[time]}"),
@@ -364,42 +391,30 @@ def run_tests(words: list[str], *, iterations: int, workers: int, output: Path,
     task_of = {test: progress.add_task(test.name.ljust(width), total=iterations,
                                        failed="0 failed", time="")
                for test in tests}
-    interrupted = False
     with tempfile.TemporaryDirectory(prefix="labs-test-") as scratch, progress, \
-            ThreadPoolExecutor(max_workers=workers) as pool:
+            ThreadPoolExecutor(max_workers=workers) as pool, \
+            stop_all_on_interrupt(running, pool) as interruption:
         pending: set[Future] = {
             pool.submit(run_once, run, root, Path(scratch), output, timeout, running, options)
             for run in runs}
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    outcome = future.result()
-                    stats = all_stats[outcome.run.test]
-                    stats.add(outcome)
-                    failed = len(stats.failed)
-                    progress.update(task_of[outcome.run.test], advance=1,
-                                    failed=f"[red]{failed} failed" if failed else "0 failed",
-                                    time=f"{stats.time_text()} s" if stats.seconds else "")
-                    if not outcome.passed:
-                        what = "HUNG" if outcome.timed_out else "FAILED"
-                        console.print(
-                            Text(f"{what} {outcome.run.test.name} run {outcome.run.number} "
-                                 f"(seed {outcome.run.seed}) -> "
-                                 f"{_display_path(outcome.log) if outcome.log else ''}",
-                                 style="red"))
-        except KeyboardInterrupt:
-            interrupted = True
-            for future in pending:
-                future.cancel()
-            running.kill_all()
-            pool.shutdown(wait=True, cancel_futures=True)
-        except BaseException:
-            running.kill_all()   # a bug here must not leave runs behind
-            raise
-        finally:
-            if in_main_thread:
-                signal.signal(signal.SIGTERM, previous_sigterm)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                outcome = future.result()
+                stats = all_stats[outcome.run.test]
+                stats.add(outcome)
+                failed = len(stats.failed)
+                progress.update(task_of[outcome.run.test], advance=1,
+                                failed=f"[red]{failed} failed" if failed else "0 failed",
+                                time=f"{stats.time_text()} s" if stats.seconds else "")
+                if not outcome.passed:
+                    what = "HUNG" if outcome.timed_out else "FAILED"
+                    console.print(
+                        Text(f"{what} {outcome.run.test.name} run {outcome.run.number} "
+                             f"(seed {outcome.run.seed}) -> "
+                             f"{_display_path(outcome.log) if outcome.log else ''}",
+                             style="red"))
+    interrupted = interruption.interrupted
     console.print(_summary_table(list(all_stats.values()), output))
     total = sum(s.done for s in all_stats.values())
     failed = sum(len(s.failed) for s in all_stats.values())

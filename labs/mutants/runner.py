@@ -31,11 +31,9 @@ import math
 import random
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -55,8 +53,8 @@ from labs.mutants.mutant import (
     mutant_diff,
 )
 from labs.repeat import (
-    DEFAULT_TIMEOUT, Run, SelectionError, TestId, _display_path, _raise_keyboard_interrupt,
-    _Running, _Stopped, collect_tests, run_once, select_tests,
+    DEFAULT_TIMEOUT, Run, SelectionError, TestId, _display_path, _Running, _Stopped,
+    collect_tests, run_once, select_tests, stop_all_on_interrupt,
 )
 
 __all__ = ["KILL_SHARE", "PART_DIRS", "PartRun", "MutantRun", "MutantResult", "run_mutants",
@@ -377,13 +375,22 @@ def _write_reports(results: list[MutantResult], meta: dict, output: Path) -> Non
 
 # --- The command --------------------------------------------------------------------------------
 
+def _selected_or_say_why(corpus_dir: Path, only: list[str] | None,
+                         console: Console) -> list[Mutant] | None:
+    """The corpus's mutants that `only` selects (all if empty); None once the console says why
+    there are none (a malformed mutant file, an unknown id)."""
+    try:
+        return select_mutants(load_corpus(corpus_dir), only or [])
+    except (MutantFormatError, SelectionError) as exc:
+        console.print(f"labs mutants: {exc}", style="red", markup=False)
+        return None
+
+
 def list_mutants(corpus_dir: Path = CORPUS_DIR, only: list[str] | None = None,
                  console: Console | None = None) -> int:
     console = console or make_console(highlight=False)
-    try:
-        mutants = select_mutants(load_corpus(corpus_dir), only or [])
-    except (MutantFormatError, SelectionError) as exc:
-        console.print(f"labs mutants: {exc}", style="red", markup=False)
+    mutants = _selected_or_say_why(corpus_dir, only, console)
+    if mutants is None:
         return 2
     table = Table(title=f"{len(mutants)} mutants in {_display_path(corpus_dir)}")
     table.add_column("Mutant")
@@ -399,10 +406,8 @@ def show_diffs(root: Path = REPO_ROOT, corpus_dir: Path = CORPUS_DIR,
                only: list[str] | None = None, console: Console | None = None) -> int:
     """Print what each selected mutant changes in the reference at `root`."""
     console = console or make_console(highlight=False)
-    try:
-        mutants = select_mutants(load_corpus(corpus_dir), only or [])
-    except (MutantFormatError, SelectionError) as exc:
-        console.print(f"labs mutants: {exc}", style="red", markup=False)
+    mutants = _selected_or_say_why(corpus_dir, only, console)
+    if mutants is None:
         return 2
     status = 0
     for m in mutants:
@@ -426,10 +431,8 @@ def run_mutants(only: list[str], *, iterations: int, workers: int, output: Path,
     if iterations < 1 or workers < 1 or timeout <= 0:
         console.print("labs mutants: -n, -p and --timeout must be positive", style="red")
         return 2
-    try:
-        mutants = select_mutants(load_corpus(corpus_dir), only)
-    except (MutantFormatError, SelectionError) as exc:
-        console.print(f"labs mutants: {exc}", style="red", markup=False)
+    mutants = _selected_or_say_why(corpus_dir, only, console)
+    if mutants is None:
         return 2
     if not mutants:
         console.print(f"labs mutants: no mutant in {corpus_dir}", style="red")
@@ -524,9 +527,6 @@ def _run_all(results: list[MutantResult], trees: dict[str, Path], iterations: in
     if not results:
         return False
     running = _Running()
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    if in_main_thread:
-        previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
         TextColumn("{task.fields[killed]}"), TimeElapsedColumn(), console=console,
@@ -536,10 +536,10 @@ def _run_all(results: list[MutantResult], trees: dict[str, Path], iterations: in
     task_of = {r.mutant.id: progress.add_task(r.mutant.id.ljust(width), total=iterations,
                                               killed="0 killed") for r in results}
     by_id = {r.mutant.id: r for r in results}
-    interrupted = False
     logs_scratch = scratch / "part-logs"
     logs_scratch.mkdir()
-    with progress, ThreadPoolExecutor(max_workers=workers) as pool:
+    with progress, ThreadPoolExecutor(max_workers=workers) as pool, \
+            stop_all_on_interrupt(running, pool) as interruption:
         pending: dict[Future, str] = {}
         for number in range(iterations):        # round-robin: every mutant's numbers fill in
             for result in results:
@@ -547,34 +547,21 @@ def _run_all(results: list[MutantResult], trees: dict[str, Path], iterations: in
                                      trees[result.mutant.id], logs_scratch, output,
                                      part_timeouts, running)
                 pending[future] = result.mutant.id
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    mutant_id = pending.pop(future)
-                    try:
-                        run = future.result()
-                    except _Stopped:
-                        continue
-                    result = by_id[mutant_id]
-                    result.runs.append(run)
-                    progress.update(task_of[mutant_id], advance=1,
-                                    killed=f"{result.killed} killed")
-                    console.print(_run_line(result.mutant, run, output), soft_wrap=True)
-                    save()
-        except KeyboardInterrupt:
-            interrupted = True
-            for future in pending:
-                future.cancel()
-            running.kill_all()
-            pool.shutdown(wait=True, cancel_futures=True)
-        except BaseException:
-            running.kill_all()
-            raise
-        finally:
-            if in_main_thread:
-                signal.signal(signal.SIGTERM, previous_sigterm)
-    return interrupted
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                mutant_id = pending.pop(future)
+                try:
+                    run = future.result()
+                except _Stopped:
+                    continue
+                result = by_id[mutant_id]
+                result.runs.append(run)
+                progress.update(task_of[mutant_id], advance=1,
+                                killed=f"{result.killed} killed")
+                console.print(_run_line(result.mutant, run, output), soft_wrap=True)
+                save()
+    return interruption.interrupted
 
 
 def _run_line(mutant: Mutant, run: MutantRun, output: Path) -> Text:

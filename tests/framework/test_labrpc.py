@@ -20,7 +20,7 @@ from collections import Counter
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -432,6 +432,13 @@ def settle(future: Future, timeout: float = 5) -> BaseException | None:
         pytest.fail(f"the call did not complete within {timeout} s")
 
 
+def start_held_call(client: Any, junk: Any, x: int) -> Future:
+    """Call handler3(x), which signals `junk.entered3` and then waits for `junk.release3`."""
+    junk.entered3.clear()
+    junk.release3.clear()
+    return client.handler3.future(Handler3Args(x=x))
+
+
 def test_call_started_on_reliable_network_keeps_its_reply_when_network_turns_unreliable(
     make_rig: Callable[..., Rig],
 ) -> None:
@@ -441,9 +448,7 @@ def test_call_started_on_reliable_network_keeps_its_reply_when_network_turns_unr
     outcomes: Counter[str] = Counter()
     # A reply read as unreliable is lost with p = 0.1: all 100 survive that with p ~ 3e-5.
     for x in range(100):
-        junk.entered3.clear()
-        junk.release3.clear()
-        future = client.handler3.future(Handler3Args(x=x))
+        future = start_held_call(client, junk, x)
         assert junk.entered3.wait(2)
         rig.net.set_reliable(False)  # while the handler runs
         junk.release3.set()
@@ -461,9 +466,7 @@ def test_call_started_on_unreliable_network_may_lose_its_reply_after_network_tur
     client, junk = rig.client(), rig.junk
     outcomes: Counter[str] = Counter()
     for x in range(100):
-        junk.entered3.clear()
-        junk.release3.clear()
-        future = client.handler3.future(Handler3Args(x=x))
+        future = start_held_call(client, junk, x)
         # Either the request is lost (the call fails after its delay, no handler runs) or the
         # handler is entered and waits for us.
         while not junk.entered3.wait(0.002) and not future.done():
@@ -495,9 +498,7 @@ def test_call_started_without_long_reordering_is_not_held_back_when_it_turns_on(
     # held with p = 2/3, so one of 30 escaped with p ~ 5e-15.
     with timer_held(rig.net):
         for x in range(30):
-            junk.entered3.clear()
-            junk.release3.clear()
-            future = client.handler3.future(Handler3Args(x=x))
+            future = start_held_call(client, junk, x)
             assert junk.entered3.wait(2)
             rig.net.set_long_reordering(True)  # while the handler runs
             junk.release3.set()

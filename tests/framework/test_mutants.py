@@ -241,9 +241,9 @@ def test_mutant_ids_are_lower_case_words():
 
 def test_labs_mutants_is_registered_like_labs_grade():
     args = build_parser().parse_args(["mutants", "--only", "a", "--only", "b,c", "-n", "3"])
-    assert args.func.__name__ == "_cmd_mutants"
+    assert args.func.__name__ == "mutants_command"
     assert (args.only, args.iterations, args.workers, args.list) == (["a", "b,c"], 3, 1, False)
-    assert build_parser().parse_args(["grade", "x"]).func.__name__ == "_cmd_grade"
+    assert build_parser().parse_args(["grade", "x"]).func.__name__ == "grade_command"
 
 
 def test_without_the_instructor_packages_the_cli_offers_neither_grade_nor_mutants(
