@@ -101,8 +101,10 @@ def server_name(i: int) -> str:
     return f"raft-{i}"
 
 
-class ElectionWatch:
-    """When each peer asked for votes: every RequestVote it sent, even into a cut link.
+class RpcWatch:
+    """What the tester sees of the peers' own RPCs: when each peer asked for votes (every
+    RequestVote it sent, even into a cut link), and copies of the AppendEntries requests sent on
+    the links a test captures (to deliver them again late).
 
     A follower that keeps campaigning under a healthy leader, or peers whose election timeouts
     are one fixed number, show only here: a pre-vote (an optional extension) never moves a term,
@@ -113,6 +115,8 @@ class ElectionWatch:
 
     def __init__(self) -> None:
         self.sends: list[tuple[float, int, tuple[Any, bool]]] = []  # (when, sender, (term, pre-vote))
+        # (sender, receiver) -> a copy of each AppendEntries request sent on that link
+        self.captured_appends: dict[tuple[int, int], list[Any]] = {}
 
     def record(self, sender: int, args: Any) -> None:
         key = (getattr(args, "term", None), bool(getattr(args, "pre_vote", False)))
@@ -139,21 +143,30 @@ class ElectionWatch:
 
 
 class _WatchedEnd:
-    """A peer's end to one other peer, telling the ElectionWatch of each RequestVote it sends."""
+    """Server `sender`'s end to server `receiver`: tells the RpcWatch of each RequestVote
+    it sends, and keeps a copy of each AppendEntries while the tester captures that link."""
 
-    __slots__ = ("_end", "_watch", "_sender", "name")
+    __slots__ = ("_end", "_watch", "_sender", "_receiver", "name")
 
-    def __init__(self, end: labrpc.ClientEnd, watch: ElectionWatch, sender: int) -> None:
-        self._end, self._watch, self._sender, self.name = end, watch, sender, end.name
+    def __init__(self, end: labrpc.ClientEnd, watch: RpcWatch, sender: int,
+                 receiver: int) -> None:
+        self._end, self._watch, self.name = end, watch, end.name
+        self._sender, self._receiver = sender, receiver
 
-    def call(self, method: Any, args: Any) -> Any:
+    def _note(self, method: Any, args: Any) -> None:
         if method.name == "RequestVote":
             self._watch.record(self._sender, args)
+        elif method.name == "AppendEntries":
+            captured = self._watch.captured_appends.get((self._sender, self._receiver))
+            if captured is not None:
+                captured.append(args)
+
+    def call(self, method: Any, args: Any) -> Any:
+        self._note(method, args)
         return self._end.call(method, args)
 
     def call_future(self, method: Any, args: Any) -> Any:
-        if method.name == "RequestVote":
-            self._watch.record(self._sender, args)
+        self._note(method, args)
         return self._end.call_future(method, args)
 
 
@@ -183,7 +196,7 @@ class Config(Cluster[Node]):
         self.max_index = 0
         self._appliers: list[_Applier | None] = [None] * n
         self.rpcs_begin = self.bytes_begin = self.max_index_begin = 0
-        self.elections = ElectionWatch()
+        self.watch = RpcWatch()
 
         try:
             for i in range(n):
@@ -351,7 +364,7 @@ class Config(Cluster[Node]):
         # took the previous message, so a Raft that puts while holding its lock deadlocks with
         # a service calling back into it (snapshot(), cond_install_snapshot()), as in Go.
         apply_ch: queue.Queue = queue.Queue(maxsize=APPLY_CH_SIZE)
-        peers = [RaftClient(_WatchedEnd(end, self.elections, i)) for end in ends]
+        peers = [RaftClient(_WatchedEnd(end, self.watch, i, j)) for j, end in enumerate(ends)]
         node = Node(Raft(peers, i, persister, apply_ch))
         applier = _Applier(self, i, node, apply_ch, last_applied)
         with self._lock:
@@ -432,12 +445,36 @@ class Config(Cluster[Node]):
             if node.is_leader():
                 self.fail(f"expected no leader among connected servers, but {i} claims to be leader")
 
+    def capture_appends(self, i: int, j: int) -> list[Any]:
+        """From now on keep a copy of every AppendEntries request server i sends to server j,
+        in order; the list returned fills in as they are sent."""
+        captured: list[Any] = []
+        self.watch.captured_appends[(i, j)] = captured
+        return captured
+
+    def stop_capture(self, i: int, j: int) -> None:
+        self.watch.captured_appends.pop((i, j), None)
+
+    def deliver_late(self, j: int, args: Any) -> None:
+        """The network hands server j a copy of an AppendEntries request it delivered long
+        ago (networks duplicate and delay messages); the reply goes nowhere."""
+        with self._lock:
+            node = self.nodes[j]
+        if node is None:
+            self.fail(f"server {j} is crashed; nothing can be delivered to it")
+        log.info("deliver_late(%d): AppendEntries after %d with %d entries", j,
+                 getattr(args, "prev_log_index", -1), len(getattr(args, "entries", [])))
+        try:
+            node.append_entries(args)
+        except labrpc.RpcError:
+            pass  # refused, as a peer may refuse any RPC
+
     def check_quiet_followers(self, leader: int, start: float, stop: float) -> None:
         """With `leader` healthy and the network reliable from `start` to `stop`, no other peer
         may keep campaigning: a pre-vote refused once (a late heartbeat on a busy machine) is
         forgiven, a third round of RequestVotes is not."""
         for i in range(self.n):
-            rounds = self.elections.rounds(i, start, stop)
+            rounds = self.watch.rounds(i, start, stop)
             if i != leader and len(rounds) >= 3:
                 self.fail(f"server {i} began {len(rounds)} elections (rounds of RequestVote) in "
                           f"{stop - start:.1f} s while leader {leader} was healthy and the network "
@@ -450,7 +487,7 @@ class Config(Cluster[Node]):
         random, or candidates that time out together split the vote together forever."""
         waits: list[float] = []
         for i in servers:
-            rounds = self.elections.rounds(i, start, stop)
+            rounds = self.watch.rounds(i, start, stop)
             waits += [later - earlier for earlier, later in zip(rounds, rounds[1:])]
         if len(waits) < TIMEOUT_MIN_WAITS:
             return  # too few elections in the window to judge (long timeouts): no verdict

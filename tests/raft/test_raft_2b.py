@@ -21,6 +21,8 @@ RETRY_TRIES = 5                  # concurrent starts, RPC counts: attempts befor
 RETRY_PAUSE = 3.0                # settle time before each new attempt
 CONCURRENT_STARTS = 5
 
+STALE_APPEND_MORE = 2            # entries committed after the one whose AppendEntries comes back
+
 BACKUP_SERVERS = 5
 BACKUP_BURST = 50                # commands per step of test_backup_2b
 
@@ -275,6 +277,41 @@ def test_rejoin_2b(make_config):
 
     cfg.connect(leader2)
     cfg.one(105, servers, retry=True)
+    cfg.end()
+
+
+def test_stale_append_entries_2b(make_config):
+    """A follower deletes entries only from the first one that conflicts: an old AppendEntries
+    of the current leader, handed over again late (networks duplicate and delay messages), must
+    not shorten its log.
+
+    F holds entries 1-4, committed by the leader and F while G is cut off; then the network
+    hands F again every AppendEntries the leader sent it while entry 2 was new. A follower that
+    deletes everything after the request's previous index loses 3 and 4, committed as they are;
+    with the leader cut off, F leads G and commits something else at index 3."""
+    servers = 3
+    cfg = make_config(servers)
+    cfg.begin("Test (2B): old AppendEntries delivered again")
+
+    cfg.one(random.getrandbits(63), servers, retry=True)
+    leader = cfg.check_one_leader()
+    f, g = (leader + 1) % servers, (leader + 2) % servers
+    cfg.disconnect(g)
+    captured = cfg.capture_appends(leader, f)
+    cfg.one(random.getrandbits(63), 2, retry=True)   # index 2: what F will see again
+    cfg.stop_capture(leader, f)
+    for _ in range(STALE_APPEND_MORE):               # indices 3 and 4
+        cfg.one(random.getrandbits(63), 2, retry=True)
+
+    for args in captured:
+        cfg.deliver_late(f, args)
+
+    # Without the leader, F (the only one holding index 2) leads G; index 3 keeps its value.
+    cfg.disconnect(leader)
+    cfg.connect(g)
+    cfg.one(random.getrandbits(63), 2, retry=True)
+    cfg.connect(leader)
+    cfg.one(random.getrandbits(63), servers, retry=True)
     cfg.end()
 
 
