@@ -22,6 +22,7 @@ import statistics
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 
@@ -117,6 +118,7 @@ class RpcWatch:
         self.sends: list[tuple[float, int, tuple[Any, bool]]] = []  # (when, sender, (term, pre-vote))
         # (sender, receiver) -> a copy of each AppendEntries request sent on that link
         self.captured_appends: dict[tuple[int, int], list[Any]] = {}
+        self.votes_lost: set[int] = set()  # senders whose RequestVotes the network loses
 
     def record(self, sender: int, args: Any) -> None:
         key = (getattr(args, "term", None), bool(getattr(args, "pre_vote", False)))
@@ -144,7 +146,8 @@ class RpcWatch:
 
 class _WatchedEnd:
     """Server `sender`'s end to server `receiver`: tells the RpcWatch of each RequestVote
-    it sends, and keeps a copy of each AppendEntries while the tester captures that link."""
+    it sends, keeps a copy of each AppendEntries while the tester captures that link, and
+    loses the RequestVotes of servers the tester keeps from campaigning."""
 
     __slots__ = ("_end", "_watch", "_sender", "_receiver", "name")
 
@@ -161,12 +164,25 @@ class _WatchedEnd:
             if captured is not None:
                 captured.append(args)
 
+    def _lost(self, method: Any) -> labrpc.Timeout | None:
+        if method.name == "RequestVote" and self._sender in self._watch.votes_lost:
+            return labrpc.Timeout(f"{self.name}: the network lost this RequestVote")
+        return None
+
     def call(self, method: Any, args: Any) -> Any:
         self._note(method, args)
+        lost = self._lost(method)
+        if lost is not None:
+            raise lost
         return self._end.call(method, args)
 
-    def call_future(self, method: Any, args: Any) -> Any:
+    def call_future(self, method: Any, args: Any) -> Future:
         self._note(method, args)
+        lost = self._lost(method)
+        if lost is not None:
+            future: Future = Future()
+            future.set_exception(lost)
+            return future
         return self._end.call_future(method, args)
 
 
@@ -444,6 +460,15 @@ class Config(Cluster[Node]):
         for i, node in self._connected_nodes():
             if node.is_leader():
                 self.fail(f"expected no leader among connected servers, but {i} claims to be leader")
+
+    def lose_vote_requests(self, servers: list[int], lost: bool = True) -> None:
+        """From now on the network loses (or delivers again) every RequestVote these servers
+        send: they cannot campaign, though they hear everything else."""
+        log.info("lose_vote_requests(%s, %s)", servers, lost)
+        if lost:
+            self.watch.votes_lost.update(servers)
+        else:
+            self.watch.votes_lost.difference_update(servers)
 
     def capture_appends(self, i: int, j: int) -> list[Any]:
         """From now on keep a copy of every AppendEntries request server i sends to server j,

@@ -23,6 +23,9 @@ CONCURRENT_STARTS = 5
 
 STALE_APPEND_MORE = 2            # entries committed after the one whose AppendEntries comes back
 
+LEADER_AGAIN_ENTRIES = 3         # entries only B gets from A in its first term
+LEADER_AGAIN_REPLICATION = 0.5   # time for them to reach B
+
 BACKUP_SERVERS = 5
 BACKUP_BURST = 50                # commands per step of test_backup_2b
 
@@ -311,6 +314,51 @@ def test_stale_append_entries_2b(make_config):
     cfg.connect(g)
     cfg.one(random.getrandbits(63), 2, retry=True)
     cfg.connect(leader)
+    cfg.one(random.getrandbits(63), servers, retry=True)
+    cfg.end()
+
+
+def test_leader_again_2b(make_config):
+    """A leader starts each term from nothing it knew as leader before: match_index of its
+    followers back to 0. A follower's log may have been cut by another leader in between.
+
+    A leads and gives B entries 2-4 that never commit (C, D, E are cut off); C, D and E then
+    commit others at 2 and 3, A joins them and takes their log, and A becomes leader again (the
+    network loses every other server's vote requests) while B, still cut off, holds A's old
+    entries. A leader that kept B's old match index never backs up below it, and B never
+    catches up."""
+    servers = 5
+    cfg = make_config(servers)
+    cfg.begin("Test (2B): leader again after another leader cut a follower's log")
+
+    cfg.one(random.getrandbits(63), servers, retry=True)
+    a = cfg.check_one_leader()
+    b, rest = (a + 1) % servers, [(a + k) % servers for k in (2, 3, 4)]
+    for i in rest:
+        cfg.disconnect(i)
+    for _ in range(LEADER_AGAIN_ENTRIES):
+        cfg.start(a, random.getrandbits(63))
+    cfg.sleep(LEADER_AGAIN_REPLICATION)            # B holds them; A counts B's match index
+
+    cfg.disconnect(a)
+    cfg.disconnect(b)
+    for i in rest:
+        cfg.connect(i)
+    cfg.one(random.getrandbits(63), len(rest), retry=True)
+    cfg.connect(a)
+    cfg.one(random.getrandbits(63), len(rest) + 1, retry=True)  # A takes the new log; B not
+
+    # A alone may campaign: with the current leader cut off, A wins.
+    cfg.lose_vote_requests([i for i in range(servers) if i != a])
+    leader = cfg.check_one_leader()
+    if leader != a:
+        cfg.disconnect(leader)
+        if cfg.check_one_leader() != a:
+            cfg.fail(f"server {a} did not win while the others' vote requests were lost")
+    cfg.one(random.getrandbits(63), servers - 2, retry=True)
+    cfg.lose_vote_requests(list(range(servers)), lost=False)
+    for i in range(servers):
+        cfg.connect(i)
     cfg.one(random.getrandbits(63), servers, retry=True)
     cfg.end()
 
