@@ -18,12 +18,15 @@ that uses the `lab_clusters` fixture, through its suite's `make_config`, is a la
 marked `lab` and gets a pytest-timeout watchdog shortly after the 120 s limit (method signal:
 on expiry every live thread's stack is dumped and the test fails). After the test, every
 cluster it built is torn down, and any thread the test started that is still alive 2 s later
-fails the test, by name and stack.
+fails the test, by name and stack. A thread that dies of an exception while the test runs fails
+it too: a peer's thread that raises stops that peer's work silently, and the symptom it leaves
+(an agreement that never comes) would not name the cause.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -31,6 +34,8 @@ import traceback
 from typing import Any, Callable, Generic, NoReturn, Protocol, TypeVar
 
 import pytest
+
+import labrpc
 
 __all__ = [
     "Cluster", "ClusterRegistry", "LeadershipMonitor", "Spawned", "TesterFailure",
@@ -221,6 +226,22 @@ class Cluster(Generic[P]):
             problems.append(f"test took longer than {TEST_TIME_LIMIT:.0f} seconds")
         return problems
 
+    def thread_died(self, args: threading.ExceptHookArgs) -> None:
+        """threading.excepthook, while this cluster runs: a thread's uncaught exception."""
+        if self.finished.is_set() or isinstance(args.exc_value, labrpc.RpcError):
+            # Teardown, or a call that failed: threads of killed peers may fail on the closed
+            # network, and which peer a thread belongs to is the student's secret.
+            return
+        name = args.thread.name if args.thread is not None else "a thread"
+        frames = traceback.extract_tb(args.exc_traceback)
+        where = ""
+        if frames:
+            frame = frames[-1]
+            where = f" at {_relative(frame.filename)}:{frame.lineno} in {frame.name}()"
+        self.record_failure(f"thread {name} died: {args.exc_type.__name__}: {args.exc_value}"
+                            f"{where}; a thread that raises stops its work silently (pytest's "
+                            f"warnings show the whole traceback)")
+
     @staticmethod
     def kill_all(nodes: list[tuple[int, P]]) -> list[str]:
         """Kill the peers in parallel, on threads of their own, so that a kill() that hangs is
@@ -371,8 +392,18 @@ def lab_clusters(request: pytest.FixtureRequest):
     (only if the test passed otherwise), and threads still running 2 s after teardown."""
     registry = ClusterRegistry(request.config.pluginmanager.getplugin("terminalreporter"))
     threads_before = set(threading.enumerate())
+    previous_hook = threading.excepthook
 
-    yield registry
+    def thread_died(args: threading.ExceptHookArgs) -> None:
+        for cluster in registry.clusters:
+            cluster.thread_died(args)
+        previous_hook(args)  # pytest's own hook (a warning) and the traceback
+
+    threading.excepthook = thread_died
+    try:
+        yield registry
+    finally:
+        threading.excepthook = previous_hook
 
     call = request.node.stash.get(_call_report, None)
     passed = call is not None and call.passed
@@ -385,6 +416,14 @@ def lab_clusters(request: pytest.FixtureRequest):
                         "teardown:\n" + "\n".join(describe_thread(t) for t in leaked))
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+def _relative(filename: str) -> str:
+    """A source path relative to the working directory when it is inside it."""
+    try:
+        return os.path.relpath(filename)
+    except ValueError:  # another drive (Windows)
+        return filename
 
 
 def threads_still_running(threads_before: set[threading.Thread]) -> list[threading.Thread]:

@@ -103,22 +103,28 @@ def server_name(i: int) -> str:
 
 
 class RpcWatch:
-    """What the tester sees of the peers' own RPCs: when each peer asked for votes (every
-    RequestVote it sent, even into a cut link), and copies of the AppendEntries requests sent on
-    the links a test captures (to deliver them again late).
+    """What the tester sees of the peers' own RPCs, and the tester's hand in delivering them.
+
+    It records when each peer asked for votes (every RequestVote it sent, even into a cut link),
+    keeps copies of the requests sent on the links a test captures (to deliver them again late),
+    loses the requests a test chooses, and holds back the replies a test chooses until it lets
+    them go (a slow network: Go's labrpc delays replies by up to 2 s with long reordering).
 
     A follower that keeps campaigning under a healthy leader, or peers whose election timeouts
     are one fixed number, show only here: a pre-vote (an optional extension) never moves a term,
     and on a reliable network with no delays a fixed timeout rarely splits a vote. The peers'
-    ends record their RequestVotes on the way out; appending to a list is atomic, so the
-    senders take no lock of ours.
+    ends report to it on the way out; appending to a list is atomic, so the senders take no
+    lock of ours.
     """
 
     def __init__(self) -> None:
         self.sends: list[tuple[float, int, tuple[Any, bool]]] = []  # (when, sender, (term, pre-vote))
-        # (sender, receiver) -> a copy of each AppendEntries request sent on that link
-        self.captured_appends: dict[tuple[int, int], list[Any]] = {}
+        # (sender, receiver, rpc) -> a copy of each such request sent on that link
+        self.captured: dict[tuple[int, int, str], list[Any]] = {}
         self.votes_lost: set[int] = set()  # senders whose RequestVotes the network loses
+        # (sender, rpc) -> which of that sender's requests the network loses
+        self.lost: dict[tuple[int, str], Callable[[Any], bool]] = {}
+        self.holds: list[ReplyHold] = []
 
     def record(self, sender: int, args: Any) -> None:
         key = (getattr(args, "term", None), bool(getattr(args, "pre_vote", False)))
@@ -143,11 +149,80 @@ class RpcWatch:
             last_when, last_key = when, key
         return begun
 
+    def is_lost(self, sender: int, rpc: str, args: Any) -> bool:
+        if rpc == "RequestVote" and sender in self.votes_lost:
+            return True
+        lose = self.lost.get((sender, rpc))
+        return lose is not None and lose(args)
+
+    def hold_for(self, sender: int, receiver: int, rpc: str, args: Any) -> ReplyHold | None:
+        for hold in list(self.holds):
+            if hold.takes(sender, receiver, rpc, args):
+                return hold
+        return None
+
+    def release_all(self) -> None:
+        for hold in list(self.holds):
+            hold.release()
+
+
+class ReplyHold:
+    """Replies the network holds back: to the first `count` requests of `rpc` from `sender` to
+    `receiver` that `when(args)` accepts. The requests are delivered as usual; each reply
+    reaches the sender only after release() (or at once, if that came first)."""
+
+    def __init__(self, sender: int, receiver: int, rpc: str, when: Callable[[Any], bool],
+                 count: int) -> None:
+        self._link = (sender, receiver, rpc)
+        self._when, self._left = when, count
+        self._lock = threading.Lock()
+        self._released = False
+        self._pending: list[tuple[Future, Future]] = []  # (the network's, the sender's)
+        self.held: list[Any] = []                          # the requests whose replies it held
+
+    def takes(self, sender: int, receiver: int, rpc: str, args: Any) -> bool:
+        """Hold the reply to this request? (Called for each request, in order.)"""
+        with self._lock:
+            if self._released or self._left == 0 or (sender, receiver, rpc) != self._link:
+                return False
+            if not self._when(args):
+                return False
+            self._left -= 1
+            self.held.append(args)
+            return True
+
+    def delay(self, network: Future) -> Future:
+        """The future the sender sees: done when both the network's is and release() was called."""
+        sender_side: Future = Future()
+        with self._lock:
+            if not self._released:
+                self._pending.append((network, sender_side))
+                return sender_side
+        network.add_done_callback(lambda done: _pass_on(done, sender_side))
+        return sender_side
+
+    def release(self) -> None:
+        """Let the held replies go. Their callbacks may run on this thread: call it from the
+        test's thread, which holds no lock of a peer."""
+        with self._lock:
+            self._released = True
+            pending, self._pending = self._pending, []
+        for network, sender_side in pending:
+            network.add_done_callback(lambda done, to=sender_side: _pass_on(done, to))
+
+
+def _pass_on(done: Future, to: Future) -> None:
+    exc = done.exception()
+    if exc is not None:
+        to.set_exception(exc)
+    else:
+        to.set_result(done.result())
+
 
 class _WatchedEnd:
     """Server `sender`'s end to server `receiver`: tells the RpcWatch of each RequestVote
-    it sends, keeps a copy of each AppendEntries while the tester captures that link, and
-    loses the RequestVotes of servers the tester keeps from campaigning."""
+    it sends, keeps a copy of each request on a link the tester captures, loses the requests
+    the tester chooses, and holds back the replies it chooses."""
 
     __slots__ = ("_end", "_watch", "_sender", "_receiver", "name")
 
@@ -159,31 +234,36 @@ class _WatchedEnd:
     def _note(self, method: Any, args: Any) -> None:
         if method.name == "RequestVote":
             self._watch.record(self._sender, args)
-        elif method.name == "AppendEntries":
-            captured = self._watch.captured_appends.get((self._sender, self._receiver))
-            if captured is not None:
-                captured.append(args)
+        captured = self._watch.captured.get((self._sender, self._receiver, method.name))
+        if captured is not None:
+            captured.append(args)
 
-    def _lost(self, method: Any) -> labrpc.Timeout | None:
-        if method.name == "RequestVote" and self._sender in self._watch.votes_lost:
-            return labrpc.Timeout(f"{self.name}: the network lost this RequestVote")
+    def _lost(self, method: Any, args: Any) -> labrpc.Timeout | None:
+        if self._watch.is_lost(self._sender, method.name, args):
+            return labrpc.Timeout(f"{self.name}: the network lost this {method.name}")
         return None
 
     def call(self, method: Any, args: Any) -> Any:
         self._note(method, args)
-        lost = self._lost(method)
+        lost = self._lost(method, args)
         if lost is not None:
             raise lost
-        return self._end.call(method, args)
+        hold = self._watch.hold_for(self._sender, self._receiver, method.name, args)
+        if hold is None:
+            return self._end.call(method, args)
+        return hold.delay(self._end.call_future(method, args)).result()
 
     def call_future(self, method: Any, args: Any) -> Future:
         self._note(method, args)
-        lost = self._lost(method)
+        lost = self._lost(method, args)
         if lost is not None:
             future: Future = Future()
             future.set_exception(lost)
             return future
-        return self._end.call_future(method, args)
+        hold = self._watch.hold_for(self._sender, self._receiver, method.name, args)
+        if hold is None:
+            return self._end.call_future(method, args)
+        return hold.delay(self._end.call_future(method, args))
 
 
 class Config(Cluster[Node]):
@@ -470,15 +550,33 @@ class Config(Cluster[Node]):
         else:
             self.watch.votes_lost.difference_update(servers)
 
-    def capture_appends(self, i: int, j: int) -> list[Any]:
-        """From now on keep a copy of every AppendEntries request server i sends to server j,
-        in order; the list returned fills in as they are sent."""
+    def lose_requests(self, i: int, rpc: str, when: Callable[[Any], bool] | None) -> None:
+        """From now on the network loses each `rpc` request of server i that `when(args)`
+        accepts (None: loses none of them again)."""
+        log.info("lose_requests(%d, %s, %s)", i, rpc, "none" if when is None else "some")
+        if when is None:
+            self.watch.lost.pop((i, rpc), None)
+        else:
+            self.watch.lost[(i, rpc)] = when
+
+    def hold_replies(self, i: int, j: int, rpc: str, when: Callable[[Any], bool] = lambda _: True,
+                     count: int = 1) -> ReplyHold:
+        """Hold back the replies to the next `count` `rpc` requests server i sends server j
+        that `when(args)` accepts (the requests arrive as usual) until `release()`; teardown
+        releases every hold."""
+        hold = ReplyHold(i, j, rpc, when, count)
+        self.watch.holds.append(hold)
+        return hold
+
+    def capture(self, i: int, j: int, rpc: str = "AppendEntries") -> list[Any]:
+        """From now on keep a copy of every `rpc` request server i sends to server j, in
+        order; the list returned fills in as they are sent."""
         captured: list[Any] = []
-        self.watch.captured_appends[(i, j)] = captured
+        self.watch.captured[(i, j, rpc)] = captured
         return captured
 
-    def stop_capture(self, i: int, j: int) -> None:
-        self.watch.captured_appends.pop((i, j), None)
+    def stop_capture(self, i: int, j: int, rpc: str = "AppendEntries") -> None:
+        self.watch.captured.pop((i, j, rpc), None)
 
     def deliver_late(self, j: int, args: Any) -> None:
         """The network hands server j a copy of an AppendEntries request it delivered long
@@ -493,6 +591,15 @@ class Config(Cluster[Node]):
             node.append_entries(args)
         except labrpc.RpcError:
             pass  # refused, as a peer may refuse any RPC
+
+    def request_vote(self, j: int, args: Any) -> Any:
+        """The tester itself asks server j for its vote (straight to its handler); returns the
+        reply."""
+        with self._lock:
+            node = self.nodes[j]
+        if node is None:
+            self.fail(f"server {j} is crashed; it cannot be asked for a vote")
+        return node.request_vote(args)
 
     def check_quiet_followers(self, leader: int, start: float, stop: float) -> None:
         """With `leader` healthy and the network reliable from `start` to `stop`, no other peer
@@ -669,6 +776,22 @@ class Config(Cluster[Node]):
             self.max_index = max(self.max_index, index)
         return index
 
+    def snapshot_again(self, i: int, index: int) -> None:
+        """Server i's service hands Raft a snapshot through `index` late: one it made before a
+        newer snapshot replaced it (a slow service, overtaken by an InstallSnapshot)."""
+        with self._lock:
+            node = self.nodes[i]
+        if node is None:
+            self.fail(f"server {i} is crashed; its service cannot snapshot")
+        log.info("snapshot_again(%d, %d)", i, index)
+        data = self._tester_snapshot(i, index)
+        try:
+            node.snapshot(index, data)
+        except Exception as exc:
+            self.fail(f"server {i}: snapshot({index}), older than its latest snapshot, raised "
+                      f"{type(exc).__name__}: {exc}; a snapshot at or before the current one "
+                      f"must be ignored")
+
     def hold_snapshots(self, i: int) -> threading.Event:
         """From now on, server i's applier (this instance of it) receives each ApplySnapshot but
         does not answer cond_install_snapshot until i is crashed. Returns an Event set when the
@@ -683,6 +806,7 @@ class Config(Cluster[Node]):
 
     def shut_down(self) -> list[str]:
         """Kill every peer (what they still apply no longer counts), then stop the network."""
+        self.watch.release_all()  # no peer thread stays blocked on a held reply
         with self._lock:
             nodes = [(i, node) for i, node in enumerate(self.nodes) if node is not None]
             appliers = [a for a in self._appliers if a is not None]

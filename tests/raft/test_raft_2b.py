@@ -23,11 +23,18 @@ CONCURRENT_STARTS = 5
 
 STALE_APPEND_MORE = 2            # entries committed after the one whose AppendEntries comes back
 
+DELAYED_REPLY_HOLD = 0.5         # the held reply comes back this long after its request
+DELAYED_REPLY_SETTLE = 0.3       # then the leader has this long to send with what it learnt
+
 LEADER_AGAIN_ENTRIES = 3         # entries only B gets from A in its first term
 LEADER_AGAIN_REPLICATION = 0.5   # time for them to reach B
 
 BACKUP_SERVERS = 5
 BACKUP_BURST = 50                # commands per step of test_backup_2b
+
+FAST_BACKUP_OLD = 50             # entries of an old term only the follower holds
+FAST_BACKUP_NEW = 60             # entries of a newer term the leader holds at and after those indices
+FAST_BACKUP_MAX_APPENDS = 20     # AppendEntries allowed to bring that follower up to date
 
 COUNT_ELECTION_MAX_RPCS = 30     # RPCs allowed to elect the first leader
 COUNT_AGREEMENTS = 10
@@ -300,7 +307,7 @@ def test_stale_append_entries_2b(make_config):
     leader = cfg.check_one_leader()
     f, g = (leader + 1) % servers, (leader + 2) % servers
     cfg.disconnect(g)
-    captured = cfg.capture_appends(leader, f)
+    captured = cfg.capture(leader, f)
     cfg.one(random.getrandbits(63), 2, retry=True)   # index 2: what F will see again
     cfg.stop_capture(leader, f)
     for _ in range(STALE_APPEND_MORE):               # indices 3 and 4
@@ -315,6 +322,33 @@ def test_stale_append_entries_2b(make_config):
     cfg.one(random.getrandbits(63), 2, retry=True)
     cfg.connect(leader)
     cfg.one(random.getrandbits(63), servers, retry=True)
+    cfg.end()
+
+
+def test_delayed_append_reply_2b(make_config):
+    """A leader learns from a success reply what the request it answers says: the follower
+    holds the entries through that request's prev_log_index + len(entries), no more.
+
+    The network holds back F's reply to the first AppendEntries that carries a new entry; the
+    leader meanwhile sends again (a heartbeat, or after a timeout) and hears F's answer to that.
+    Then the old reply arrives. A leader that adds the entries of each success reply to
+    next_index counts them twice: next_index passes the end of its log."""
+    servers = 3
+    cfg = make_config(servers)
+    cfg.begin("Test (2B): delayed AppendEntries reply")
+
+    cfg.one(random.getrandbits(63), servers, retry=True)
+    leader = cfg.check_one_leader()
+    f = (leader + 1) % servers
+    held = cfg.hold_replies(leader, f, "AppendEntries",
+                            when=lambda args: len(getattr(args, "entries", ())) > 0)
+    cfg.one(random.getrandbits(63), 2, retry=True)
+    cfg.sleep(DELAYED_REPLY_HOLD)
+    held.release()
+    cfg.sleep(DELAYED_REPLY_SETTLE)
+
+    for _ in range(2):
+        cfg.one(random.getrandbits(63), servers, retry=True)
     cfg.end()
 
 
@@ -407,6 +441,61 @@ def test_backup_2b(make_config):
         cfg.one(random.getrandbits(63), 3, retry=True)
 
     # Everyone together.
+    for i in range(servers):
+        cfg.connect(i)
+    cfg.one(random.getrandbits(63), servers, retry=True)
+    cfg.end()
+
+
+def test_fast_backup_2b(make_config):
+    """A leader finds where a follower's log agrees with its own in a few AppendEntries, not
+    one per conflicting entry: the follower names the term of its conflicting entry and where
+    that term begins, and the leader skips the whole term (section 5.3; the lab text requires
+    this optimisation).
+
+    F holds 50 entries of an old term that never committed; the others commit 60 of a newer
+    term from the same index on. A new leader is then elected with F back: F's log is too short
+    for its first AppendEntries, and F's entries conflict from there down. Skipping the old term
+    takes three AppendEntries (a few more with heartbeats and the new entry); backing up one
+    entry at a time takes about 50."""
+    servers = 5
+    cfg = make_config(servers)
+    cfg.begin("Test (2B): leader skips a follower's conflicting term at once")
+
+    cfg.one(random.getrandbits(63), servers, retry=True)
+    leader1 = cfg.check_one_leader()
+    f = (leader1 + 1) % servers
+    rest = [(leader1 + k) % servers for k in (2, 3, 4)]
+    for i in rest:
+        cfg.disconnect(i)
+    for _ in range(FAST_BACKUP_OLD):
+        cfg.start(leader1, random.getrandbits(63))
+    time.sleep(ELECTION_TIMEOUT / 2)          # F takes them; they never commit
+
+    cfg.disconnect(leader1)
+    cfg.disconnect(f)
+    for i in rest:
+        cfg.connect(i)
+    cfg.one(random.getrandbits(63), len(rest), retry=True)
+    leader2 = cfg.check_one_leader()
+    for _ in range(FAST_BACKUP_NEW):
+        cfg.start(leader2, random.getrandbits(63))
+    cfg.one(random.getrandbits(63), len(rest), retry=True)
+
+    # The leader of the three leaves and F returns: the next leader knows nothing of F's log.
+    captured = [cfg.capture(i, f) for i in rest]
+    cfg.disconnect(leader2)
+    cfg.connect(f)
+    cfg.one(random.getrandbits(63), len(rest), retry=True)
+    for i in rest:
+        cfg.stop_capture(i, f)
+    appends = sum(len(requests) for requests in captured)
+    if appends > FAST_BACKUP_MAX_APPENDS:
+        cfg.fail(f"the leader sent server {f} {appends} AppendEntries before it held the new "
+                 f"entry, to get past {FAST_BACKUP_OLD} conflicting entries of one term (at most "
+                 f"{FAST_BACKUP_MAX_APPENDS} allowed): back next_index up over a whole "
+                 f"conflicting term at once, not one entry per round trip")
+
     for i in range(servers):
         cfg.connect(i)
     cfg.one(random.getrandbits(63), servers, retry=True)

@@ -149,6 +149,29 @@ def test_snapshot_init_2d(make_config):
     cfg.end()
 
 
+def test_older_snapshot_from_service_2d(make_config):
+    """The service may hand Raft a snapshot older than the one Raft holds (it was slow, and an
+    InstallSnapshot overtook it): Raft ignores it, and keeps its newer snapshot and the log
+    after it."""
+    servers = 3
+    cfg = make_config(servers, snapshot=True)
+    cfg.begin("Test (2D): the service hands over an older snapshot")
+
+    for _ in range(2 * SNAPSHOT_INTERVAL + 1):  # every server snapshots through 19
+        cfg.one(random_value(), servers, retry=True)
+    for i in range(servers):
+        cfg.snapshot_again(i, SNAPSHOT_INTERVAL - 1)
+    for _ in range(3):
+        cfg.one(random_value(), servers, retry=True)
+
+    # What each one persisted must still hold: restarted, they go on from their snapshots.
+    crash_and_restart_all(cfg, servers)
+    cfg.one(random_value(), servers, retry=True)
+    if cfg.log_size() >= MAX_LOG_SIZE:
+        cfg.fail(f"log size too large: {cfg.log_size()} bytes")
+    cfg.end()
+
+
 SNAPSHOT_ARRIVAL_LIMIT = 10.0    # seconds for the leader to send the lagging follower a snapshot
 SNAPSHOT_REPLY_GRACE = 0.5       # ... and for the follower's reply to reach the leader
 
