@@ -8,7 +8,9 @@ ls-files` lists, as they are on disk, so uncommitted changes to the reference co
 a mutant runs the suites of the parts the mutant lists, in that order (cheapest first), each as
 one `python -m pytest tests/raft -x --name _2b` in the mutant's copy, and stops at the first
 part that fails: the mutant is killed, by that part's first failing test. A run that passes
-every listed part is one the mutant survived. Runs go `-p` at a time through labs/repeat.py's
+every listed part is one the mutant survived. Once a run has killed the mutant, later runs try
+that test first, alone, and run the rest of its part only if it passes: the same verdict, for
+the cost of one test when it kills again. Runs go `-p` at a time through labs/repeat.py's
 runner (a fresh process group per part, its log kept if it fails, a thread dump if it hangs);
 run r has network seed S + r for every mutant.
 
@@ -40,6 +42,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -123,6 +126,11 @@ class MutantResult:
         """(runs that failed this part's suite, runs that ran it)."""
         ran = [p for run in self.runs for p in run.parts if p.part == part and not p.could_not_run]
         return sum(1 for p in ran if not p.passed), len(ran)
+
+    def last_kill(self) -> PartRun | None:
+        """The part run that killed the latest finished run that was killed."""
+        killers = [run.killer for run in list(self.runs) if run.killer is not None]
+        return killers[-1] if killers else None
 
     def first_failures(self) -> Counter:
         return Counter(run.killer.test or run.killer.why for run in self.runs if run.killer)
@@ -208,21 +216,39 @@ def _part_run(outcome, part: str, output: Path) -> PartRun:
 
 
 def _run_mutant(mutant: Mutant, number: int, seed: int, tree: Path, scratch: Path,
-                output: Path, part_timeouts: dict[str, float], running: _Running) -> MutantRun:
-    """One run: the mutant's parts in order, until one fails."""
+                output: Path, suites: _Suites, running: _Running,
+                last_kill: Callable[[], PartRun | None] = lambda: None) -> MutantRun:
+    """One run: the mutant's parts in order, until one fails.
+
+    A part whose test killed an earlier run of this mutant runs that test first, alone, and
+    the rest of the part only if it passes: the verdict is the whole part's, and the cost of a
+    run that kills again is one test instead of every test before it."""
     result = MutantRun(number, seed)
-    logs = output / "logs"
-    for part in mutant.parts:
-        name = f"{mutant.id}.{part.lower()}"
-        run = Run(TestId(name, PART_DIRS[part[0]]), number, seed)
+    env = {"PYTHONPATH": str(tree), "COLUMNS": str(SUMMARY_COLUMNS)}
+
+    def run_part(label: str, target: str, pytest_args: tuple[str, ...], part: str) -> PartRun:
+        run = Run(TestId(f"{mutant.id}.{label}", target), number, seed)
         outcome = run_once(
-            run, tree, scratch, logs, part_timeouts[part], running,
-            pytest_args=("-x", "--name", f"_{part.lower()}"),
+            run, tree, scratch, output / "logs", suites.timeouts[part], running,
+            pytest_args=pytest_args,
             # COLUMNS: pytest cuts its one-line failure summary to the terminal's width.
-            env={"PYTHONPATH": str(tree), "COLUMNS": str(SUMMARY_COLUMNS)},
-            tool=TOOL,
-            reproduce=f"labs mutants --only {mutant.id} --seed {seed} -n 1")
-        part_run = _part_run(outcome, part, output)
+            env=env, tool=TOOL, reproduce=f"labs mutants --only {mutant.id} --seed {seed} -n 1")
+        return _part_run(outcome, part, output)
+
+    for part in mutant.parts:
+        selection = ("-x", "--name", f"_{part.lower()}")
+        earlier = last_kill()
+        first = (suites.nodeids.get(earlier.test)
+                 if earlier is not None and earlier.part == part else None)
+        if first is None:
+            part_run = run_part(part.lower(), PART_DIRS[part[0]], selection, part)
+        else:
+            part_run = run_part(f"{part.lower()}.first", first, ("-x",), part)
+            if part_run.passed:
+                spent = part_run.seconds
+                part_run = run_part(part.lower(), PART_DIRS[part[0]],
+                                    (*selection, "--deselect", first), part)
+                part_run.seconds += spent
         result.parts.append(part_run)
         if not part_run.passed:
             break
@@ -466,7 +492,7 @@ def run_mutants(only: list[str], *, iterations: int, workers: int, output: Path,
             results.append(result)
 
         try:
-            part_timeouts = _part_timeouts(base, [m for m in mutants if m.id in trees], timeout)
+            suites = _collect_suites(base, [m for m in mutants if m.id in trees], timeout)
         except SelectionError as exc:
             console.print(f"labs mutants: {exc}", style="red", markup=False)
             return 2
@@ -476,7 +502,7 @@ def run_mutants(only: list[str], *, iterations: int, workers: int, output: Path,
                  f"{base_seed}..{base_seed + iterations - 1}")
         console.print(title, markup=False)
         interrupted = _run_all(runnable, trees, iterations, workers, base_seed, scratch, output,
-                               part_timeouts, console,
+                               suites, console,
                                lambda: _finish(results, meta, output, started))
         _keep_histories(trees, output)
 
@@ -509,19 +535,28 @@ def _finish(results: list[MutantResult], meta: dict, output: Path, started: floa
     _write_reports(results, meta, output)
 
 
-def _part_timeouts(tree: Path, mutants: list[Mutant], timeout: float) -> dict[str, float]:
-    """Each part's process limit: `timeout` for every test the part selects."""
+@dataclass
+class _Suites:
+    """What the runs need to know of the suites: each part's process limit (`--timeout` for
+    every test the part selects) and each test's pytest node id, by test name."""
+
+    timeouts: dict[str, float]
+    nodeids: dict[str, str]
+
+
+def _collect_suites(tree: Path, mutants: list[Mutant], timeout: float) -> _Suites:
     parts = sorted({p for m in mutants for p in m.parts})
-    limits: dict[str, float] = {}
+    suites = _Suites({}, {})
     for lab in sorted({p[0] for p in parts}):
         tests = collect_tests(tree, tree / PART_DIRS[lab])
+        suites.nodeids.update((t.name, t.nodeid) for t in tests)
         for part in (p for p in parts if p[0] == lab):
-            limits[part] = timeout * len(select_tests(tests, [part]))
-    return limits
+            suites.timeouts[part] = timeout * len(select_tests(tests, [part]))
+    return suites
 
 
 def _run_all(results: list[MutantResult], trees: dict[str, Path], iterations: int, workers: int,
-             base_seed: int, scratch: Path, output: Path, part_timeouts: dict[str, float],
+             base_seed: int, scratch: Path, output: Path, suites: _Suites,
              console: Console, save) -> bool:
     """Every run of every mutant, `workers` at a time; True if interrupted."""
     if not results:
@@ -545,7 +580,7 @@ def _run_all(results: list[MutantResult], trees: dict[str, Path], iterations: in
             for result in results:
                 future = pool.submit(_run_mutant, result.mutant, number, base_seed + number,
                                      trees[result.mutant.id], logs_scratch, output,
-                                     part_timeouts, running)
+                                     suites, running, result.last_kill)
                 pending[future] = result.mutant.id
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)

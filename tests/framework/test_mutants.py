@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from labs.cli import build_parser
+from labs.console import make_console
 from labs.mutants import (
     CORPUS_DIR, PARTS, ApplyError, MutantFormatError, apply_mutant, apply_to_text, load_corpus,
     parse_mutant,
@@ -367,6 +368,25 @@ def test_the_matrix_is_printed_and_written_as_markdown(session: dict):
     assert "| `caught-early` | 2/2 | – | 2/2 | test_mode_2a (2) |" in markdown
     assert ("| `stale-anchor` |  |  | **not applied** | did not apply: raft/raft.py: the snippet "
             "of edit 1 is not in the file |  |") in markdown
+
+
+def test_later_runs_try_the_test_that_killed_the_last_run_first(session: dict, tmp_path: Path):
+    repo = session["dir"].parent / "repo"
+    corpus = session["dir"].parent / "corpus"
+    output = tmp_path / "results"
+    console = make_console(file=io.StringIO(), highlight=False)
+    status = run_mutants(["caught-late"], iterations=3, workers=1, output=output, timeout=60,
+                         seed=7, root=repo, corpus_dir=corpus, console=console)
+    late = json.loads((output / "matrix.json").read_text())["mutants"][0]
+    assert status == 0 and late["killed"] == 3
+    assert (late["matrix"]["2B"]["killed"], late["matrix"]["2B"]["ran"]) == (3, 3)
+    assert late["first_failures"] == {"test_mode_2b": 3}
+    first, *later = late["run_details"]
+    assert "--name _2b" in (output / first["log"]).read_text()
+    for detail in later:   # the killer alone, by its node id; the rest of 2B never ran
+        assert ".2b.first-" in detail["log"]
+        header = (output / detail["log"]).read_text().split("\n\n", 1)[0]
+        assert "tests/raft/test_tiny_2b.py::test_mode_2b" in header and "--name" not in header
 
 
 def test_the_kill_threshold_is_nine_of_ten():
