@@ -146,9 +146,12 @@ def kill_threshold(runs: int) -> int:
 
 
 def _verdict(result: MutantResult, runs: int) -> str:
+    """Judged on the runs that finished (fewer than `runs` if the session was interrupted)."""
     if not result.applied:
         return "not applied"
-    if result.killed >= kill_threshold(runs):
+    if not result.runs:
+        return "not run"
+    if result.killed >= kill_threshold(len(result.runs)):
         return "killed"
     return "sometimes" if result.killed else "survived"
 
@@ -280,10 +283,11 @@ def _failures_text(result: MutantResult) -> str:
 
 def _score(results: list[MutantResult], runs: int) -> dict:
     verdicts = Counter(_verdict(r, runs) for r in results)
+    incomplete = sum(1 for r in results if r.applied and 0 < len(r.runs) < runs)
     return {"mutants": len(results), "killed": verdicts["killed"],
             "sometimes": verdicts["sometimes"], "survived": verdicts["survived"],
-            "not_applied": verdicts["not applied"], "threshold": kill_threshold(runs),
-            "runs": runs}
+            "not_applied": verdicts["not applied"], "not_run": verdicts["not run"],
+            "incomplete": incomplete, "threshold": kill_threshold(runs), "runs": runs}
 
 
 def score_line(score: dict) -> str:
@@ -295,6 +299,11 @@ def score_line(score: dict) -> str:
     line += f"; {score['survived']} never killed"
     if score["not_applied"]:
         line += f"; {score['not_applied']} did not apply"
+    if score["incomplete"]:
+        line += (f"; {score['incomplete']} finished fewer than {score['runs']} runs (judged on "
+                 f"those, {KILL_SHARE:.0%} of them)")
+    if score["not_run"]:
+        line += f"; {score['not_run']} not run (interrupted)"
     return line
 
 

@@ -352,7 +352,7 @@ def test_survivors_and_stale_anchors_are_told_apart(session: dict):
     assert "the search snippet is not in the file" in stale["error"]
     assert session["report"]["score"] == {
         "mutants": 4, "killed": 2, "sometimes": 0, "survived": 1, "not_applied": 1,
-        "threshold": 2, "runs": 2}
+        "not_run": 0, "incomplete": 0, "threshold": 2, "runs": 2}
 
 
 def test_the_matrix_is_printed_and_written_as_markdown(session: dict):
@@ -389,10 +389,30 @@ def test_later_runs_try_the_test_that_killed_the_last_run_first(session: dict, t
         assert "tests/raft/test_tiny_2b.py::test_mode_2b" in header and "--name" not in header
 
 
+def test_an_interrupted_session_judges_each_mutant_on_the_runs_that_finished():
+    from labs.mutants.runner import MutantResult, MutantRun, PartRun, _score, score_line
+
+    def result(id_: str, outcomes: str) -> MutantResult:   # "k": killed run, "s": survived
+        mutant = parse_mutant(f"description: {id_}\nparts: 2A\n\n@@ search raft/raft.py\nA\n"
+                              f"@@ replace\nB\n@@ end\n", id_)
+        runs = [MutantRun(n, n, [PartRun("2A", o == "s", 1.0, "test_x_2a" if o == "k" else "")])
+                for n, o in enumerate(outcomes)]
+        return MutantResult(mutant, runs=runs)
+
+    results = [result("all-four", "kkkk"), result("one-miss", "kkks"), result("none", ""),
+               result("full", "kkkkkkkkks")]
+    score = _score(results, 10)
+    assert (score["killed"], score["sometimes"], score["not_run"], score["incomplete"]) == \
+        (2, 1, 1, 2)
+    assert score_line(score).endswith("; 2 finished fewer than 10 runs (judged on those, 90% of "
+                                      "them); 1 not run (interrupted)")
+
+
 def test_the_kill_threshold_is_nine_of_ten():
     assert [kill_threshold(n) for n in (1, 2, 3, 10, 20)] == [1, 2, 3, 9, 18]
     assert score_line({"mutants": 3, "killed": 1, "sometimes": 1, "survived": 1,
-                       "not_applied": 0, "threshold": 9, "runs": 10}) == (
+                       "not_applied": 0, "not_run": 0, "incomplete": 0, "threshold": 9,
+                       "runs": 10}) == (
         "score: 1 of 3 mutants killed in ≥ 9 of 10 runs; 1 killed in fewer; 1 never killed")
 
 
