@@ -133,7 +133,7 @@ def select_tests(tests: list[TestId], words: list[str]) -> list[TestId]:
         part = _PART.match(word)
         if part:
             suffix = re.compile(rf"_{part['lab']}{(part['part'] or '[a-z]').lower()}$")
-            matches = [t for t in tests if suffix.search(t.name.lower())]
+            matches = [t for t in tests if suffix.search(t.name.lower()) and not _framework(t)]
         else:
             matches = [t for t in tests if t.name == word or t.nodeid == word]
         if not matches:
@@ -142,13 +142,17 @@ def select_tests(tests: list[TestId], words: list[str]) -> list[TestId]:
     return [t for t in tests if t in chosen]
 
 
+def _framework(test: TestId) -> bool:
+    """A test of the framework (tests/framework/): it belongs to no lab and no part, even one
+    named `test_2a_only_student_passes_2a` or `..._up_to_7s`."""
+    return "framework" in Path(test.nodeid.split("::")[0]).parts
+
+
 def _no_match(tests: list[TestId], word: str, part: re.Match | None) -> str:
     """Why `word` selects nothing: the parts or labs there are, or the test names closest to it."""
     if part:
-        # The framework's own tests belong to no lab, even one named `..._up_to_7s`.
         parts = sorted({m[1].upper() for t in tests
-                        if (m := re.search(r"_(\d[a-z])$", t.name.lower()))
-                        and "framework" not in Path(t.nodeid.split("::")[0]).parts})
+                        if (m := re.search(r"_(\d[a-z])$", t.name.lower())) and not _framework(t)})
         if part["part"]:
             return f"no part {word.upper()} (parts: {', '.join(parts)})"
         return f"no lab {word} (labs: {', '.join(sorted({p[0] for p in parts}))})"

@@ -168,6 +168,9 @@ def test_selection_expands_parts_and_labs_and_keeps_collection_order() -> None:
     # A part the tests do not have: the message lists those they have, but not a framework
     # test's look-alike suffix (`_7s`: seven seconds).
     tests.append(TestId("test_fails_after_7s", "tests/framework/test_x.py::test_fails_after_7s"))
+    tests.append(TestId("test_2a_only_passes_2a",
+                        "tests/framework/test_x.py::test_2a_only_passes_2a"))
+    assert names(["2A"]) == ["test_a_2a", "test_b_2a"]   # a framework test is in no part
     with pytest.raises(SelectionError, match=r"^no part 2C \(parts: 2A, 2B, 3A, 3B\)$"):
         select_tests(tests, ["2c"])
     with pytest.raises(SelectionError, match=r"^no lab 4 \(labs: 2, 3\)$"):
