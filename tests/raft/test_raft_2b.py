@@ -33,7 +33,7 @@ BACKUP_SERVERS = 5
 BACKUP_BURST = 50                # commands per step of test_backup_2b
 
 FAST_BACKUP_OLD = 50             # entries of an old term only the follower holds
-FAST_BACKUP_NEW = 60             # entries of a newer term the leader holds at and after those indices
+FAST_BACKUP_NEW = 60             # newer-term entries the leader holds from the same index on
 FAST_BACKUP_MAX_APPENDS = 20     # AppendEntries allowed to bring that follower up to date
 
 COUNT_ELECTION_MAX_RPCS = 30     # RPCs allowed to elect the first leader
