@@ -211,6 +211,11 @@ class _Call:
             self._done = done = threading.Lock()
             done.acquire()
 
+    @property
+    def blocks_caller(self) -> bool:
+        """True if a caller is blocked in `call` (no Future) waiting for this call to end."""
+        return self._future is None
+
     def wake(self) -> None:
         """Hand the outcome to the caller: release a blocked caller, or complete the Future."""
         future = self._future
@@ -319,8 +324,10 @@ class Network:
     def shutdown(self, timeout: float = 2.0) -> list[threading.Thread]:
         """Fail every unfinished call and stop the network's threads; no handler starts after it.
 
-        Returns the worker threads still running a handler after `timeout` (a handler that
-        never returns cannot be stopped from outside; the caller decides what that means).
+        Returns the threads still busy after `timeout`: workers running a handler, or the
+        thread handing the failures to Future callbacks, if a callback blocks (a handler or
+        callback that never returns cannot be stopped from outside; the caller decides what
+        that means). Shutdown itself never waits longer than that for either.
         """
         with self._lock:
             if self._closed:
@@ -329,9 +336,17 @@ class Network:
             calls = list(self._unfinished)
             for call in calls:
                 self._finish(call, error=Stopped("the network was shut down"))
-        _wake(calls)
+        # Blocked callers first: releasing them cannot block. A Future's callbacks run where it
+        # completes, and one may wait for a lock that a blocked caller holds (a peer that calls
+        # while holding its lock): they get a thread of their own, waited for up to `timeout`.
+        _wake([call for call in calls if call.blocks_caller])
+        waker = threading.Thread(target=_wake, name="labrpc-shutdown-callbacks", daemon=True,
+                                 args=([call for call in calls if not call.blocks_caller],))
+        waker.start()
+        waker.join(timeout)
         self._timers.close(timeout)
-        return self._workers.close(timeout)
+        busy = self._workers.close(timeout)
+        return busy + [waker] if waker.is_alive() else busy
 
     # --- the life of a call -----------------------------------------------------------------------
 

@@ -837,6 +837,41 @@ def _labrpc_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name.startswith("labrpc")}
 
 
+def test_shutdown_never_waits_on_a_blocked_callback(rig: Rig) -> None:
+    """A peer that calls while holding its lock, and whose Future callbacks take that lock: the
+    blocked caller is released, and shutdown returns in time, naming the stuck callback thread."""
+    junk, lock = rig.junk, threading.Lock()
+    junk.release3.clear()
+    lock.acquire()                        # held by the "peer" blocked in call() below
+
+    def call_holding_the_lock() -> None:
+        try:
+            rig.client().handler3(Handler3Args(x=1))
+        except labrpc.RpcError:
+            pass
+
+    def callback(_: Future) -> None:
+        with lock:                        # the peer's lock: free only once its call returns
+            pass
+
+    blocked = threading.Thread(target=call_holding_the_lock, daemon=True)
+    blocked.start()
+    rig.client().handler3.future(Handler3Args(x=2)).add_done_callback(callback)
+    for _ in range(2):                    # both calls are inside Handler3, unanswered
+        assert junk.inside3.acquire(timeout=2)
+    started = time.monotonic()
+    stuck = rig.net.shutdown(timeout=0.2)
+    assert time.monotonic() - started < 2
+    assert "labrpc-shutdown-callbacks" in [t.name for t in stuck]
+    blocked.join(2)
+    assert not blocked.is_alive(), "the blocked caller was not released"
+    lock.release()
+    junk.release3.set()
+    for thread in stuck:
+        thread.join(2)
+        assert not thread.is_alive()
+
+
 def test_shutdown_leaves_no_labrpc_thread_alive() -> None:
     before = _labrpc_threads()
     net = labrpc.Network(seed=5)
