@@ -149,6 +149,34 @@ def test_snapshot_init_2d(make_config):
     cfg.end()
 
 
+SNAPSHOT_EDGE_ACK_WAIT = 0.3     # for the follower's last acknowledgement to reach the leader
+
+
+def test_snapshot_edge_2d(make_config):
+    """A follower that lacks exactly one entry, the last one a snapshot replaced, needs that
+    snapshot: the leader no longer has the entry, nor the term of the one before it.
+
+    F holds 1-8 and the leader knows it; with F cut off the others commit 9-11 and snapshot
+    through 9. When F returns, its next index is 9, the snapshot's last index: a leader that
+    sends AppendEntries there reads positions before the start of its log."""
+    servers = 3
+    cfg = make_config(servers, snapshot=True)
+    cfg.begin("Test (2D): a follower lacks only the snapshot's last entry")
+
+    for _ in range(SNAPSHOT_INTERVAL - 2):      # indices 1-8, everywhere
+        cfg.one(random_value(), servers, retry=True)
+    cfg.sleep(SNAPSHOT_EDGE_ACK_WAIT)
+    leader = cfg.check_one_leader()
+    f = (leader + 1) % servers
+    cfg.disconnect(f)
+    for _ in range(3):                          # 9-11; the others snapshot through 9
+        cfg.one(random_value(), servers - 1, retry=True)
+    cfg.connect(f)
+    for _ in range(2):
+        cfg.one(random_value(), servers, retry=True)
+    cfg.end()
+
+
 def test_older_snapshot_from_service_2d(make_config):
     """The service may hand Raft a snapshot older than the one Raft holds (it was slow, and an
     InstallSnapshot overtook it): Raft ignores it, and keeps its newer snapshot and the log
