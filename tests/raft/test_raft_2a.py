@@ -16,11 +16,11 @@ MANY_ELECTIONS_SERVERS = 7
 MANY_ELECTIONS_ROUNDS = 10      # talent-plan's 10 (MIT runs 9)
 MANY_ELECTIONS_CUT = 3          # servers cut per round, drawn independently (1-3 distinct)
 STALE_VOTE_NEXT_ELECTION = 5.0  # a candidate with no majority must try again within this
-STALE_VOTE_WATCH = 1.0          # how long the tester watches for a leader elected by an old vote
+STALE_VOTE_WATCH = 0.5          # how long the tester watches for a leader elected by an old vote
 STALE_VOTE_POLL = 0.010
 VOTE_TIMER_CANDIDATE = 5.0      # time for S to send a real RequestVote the tester can copy
 VOTE_TIMER_PERIOD = 0.040       # the tester asks R for a vote this often ...
-VOTE_TIMER_RUN = 2.0            # ... for this long
+VOTE_TIMER_RUN = 1.5            # ... for this long
 VOTE_TIMER_SETTLE = 0.100       # R's elections begun this soon after the first request are forgiven
 VOTE_TIMER_SOON = 0.100         # an election begun sooner than this after a grant ignored it
 
