@@ -121,7 +121,6 @@ class RpcWatch:
         self.sends: list[tuple[float, int, tuple[Any, bool]]] = []  # (when, sender, (term, pre-vote))
         # (sender, receiver, rpc) -> a copy of each such request sent on that link
         self.captured: dict[tuple[int, int, str], list[Any]] = {}
-        self.votes_lost: set[int] = set()  # senders whose RequestVotes the network loses
         # (sender, rpc) -> which of that sender's requests the network loses
         self.lost: dict[tuple[int, str], Callable[[Any], bool]] = {}
         self.holds: list[ReplyHold] = []
@@ -150,8 +149,6 @@ class RpcWatch:
         return begun
 
     def is_lost(self, sender: int, rpc: str, args: Any) -> bool:
-        if rpc == "RequestVote" and sender in self.votes_lost:
-            return True
         lose = self.lost.get((sender, rpc))
         return lose is not None and lose(args)
 
@@ -544,11 +541,8 @@ class Config(Cluster[Node]):
     def lose_vote_requests(self, servers: list[int], lost: bool = True) -> None:
         """From now on the network loses (or delivers again) every RequestVote these servers
         send: they cannot campaign, though they hear everything else."""
-        log.info("lose_vote_requests(%s, %s)", servers, lost)
-        if lost:
-            self.watch.votes_lost.update(servers)
-        else:
-            self.watch.votes_lost.difference_update(servers)
+        for i in servers:
+            self.lose_requests(i, "RequestVote", (lambda _: True) if lost else None)
 
     def lose_requests(self, i: int, rpc: str, when: Callable[[Any], bool] | None) -> None:
         """From now on the network loses each `rpc` request of server i that `when(args)`
