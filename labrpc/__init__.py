@@ -10,7 +10,12 @@
 """
 
 from labrpc.errors import (
-    Disconnected, RemoteError, RpcError, Stopped, Timeout, Unimplemented,
+    Disconnected,
+    RemoteError,
+    RpcError,
+    Stopped,
+    Timeout,
+    Unimplemented,
 )
 from labrpc.network import ClientEnd, Network, Server
 from labrpc.service import Method, Service, ServiceClient, services_of, snake_case

@@ -38,13 +38,20 @@ import logging
 import os
 import random
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any
+
+from google.protobuf.message import Message
 
 import labcodec
-from google.protobuf.message import Message
 from labrpc.errors import (
-    Disconnected, RemoteError, RpcError, Stopped, Timeout, Unimplemented,
+    Disconnected,
+    RemoteError,
+    RpcError,
+    Stopped,
+    Timeout,
+    Unimplemented,
 )
 from labrpc.scheduling import TimerQueue, WorkerPool
 from labrpc.service import Method, Service

@@ -12,8 +12,9 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from queue import SimpleQueue
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger("labrpc")
 

@@ -15,10 +15,10 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable
 
 import labcodec
 from labrpc import RpcError

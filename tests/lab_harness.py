@@ -31,7 +31,8 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Generic, NoReturn, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 import pytest
 

@@ -30,18 +30,24 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 from labs.grading import pytest_plugin
 from labs.grading.cpus import CpuBudget, cpu_warning, usable_cpus
 from labs.grading.rubric import GradedTest, Rubric
 from labs.grading.sandbox import Limits, ProcessResult, child_subreaper, run_limited
-from labs.grading.submission import (ExtractionLimits, Submission, file_digest, laid_out,
-                                     open_submission, review_flags)
+from labs.grading.submission import (
+    ExtractionLimits,
+    Submission,
+    file_digest,
+    laid_out,
+    open_submission,
+    review_flags,
+)
 
 __all__ = ["GradeOptions", "GradeReport", "Grader", "RunOutcome", "TestOutcome"]
 

@@ -26,10 +26,10 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 __all__ = ["HeadTail", "Limits", "ProcessResult", "child_subreaper", "run_limited"]
 

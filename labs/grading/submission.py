@@ -19,9 +19,10 @@ import subprocess
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Iterable
+from typing import IO
 
 __all__ = [
     "ExtractionLimits", "Submission", "SubmissionError", "open_submission", "extract_archive",

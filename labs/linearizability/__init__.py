@@ -6,7 +6,12 @@
 - `labs check-history FILE` is the command line.
 """
 
-from labs.linearizability.checker import CheckOutcome, CheckResult, PartitionResult, check_operations
+from labs.linearizability.checker import (
+    CheckOutcome,
+    CheckResult,
+    PartitionResult,
+    check_operations,
+)
 from labs.linearizability.history import HistoryError, format_history, parse_history, read_history
 from labs.linearizability.kv_history import Recorder, check_kv
 from labs.linearizability.model import KvInput, KvModel, Model, Operation

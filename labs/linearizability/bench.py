@@ -16,7 +16,10 @@ import time
 
 from labs.linearizability.checker import CheckOutcome
 from labs.linearizability.generate import (
-    duplicate_an_append, lose_an_append, one_key_appends_history, random_kv_history,
+    duplicate_an_append,
+    lose_an_append,
+    one_key_appends_history,
+    random_kv_history,
     single_clerk_history,
 )
 from labs.linearizability.kv_history import check_kv

@@ -30,8 +30,9 @@ from __future__ import annotations
 import enum
 import gc
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from labs.linearizability.model import Model, Operation, ReadHints
 

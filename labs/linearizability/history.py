@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence, TextIO
+from typing import Any, TextIO
 
 from labs.linearizability.model import GET, KV_OPS, NEVER_RETURNED, KvInput, Operation
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Callable, Hashable, Iterator, Sequence
 
 from labs.linearizability.checker import CheckResult, check_operations
 from labs.linearizability.model import GET, KV_OPS, NEVER_RETURNED, KvInput, KvModel, Operation

@@ -48,7 +48,8 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_right
 from collections import deque
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from labs.linearizability.model import APPEND, GET, PUT, Operation, ReadHints, Viability
 

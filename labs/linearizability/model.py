@@ -9,8 +9,9 @@ hashes and compares them, so a state must be immutable and hashable (a str, a tu
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, NamedTuple, Protocol, Sequence
+from typing import Any, NamedTuple, Protocol
 
 __all__ = ["Operation", "Model", "ReadHints", "Viability", "KvInput", "KvModel", "GET", "PUT",
            "APPEND", "KV_OPS"]
@@ -152,6 +153,6 @@ class ReadHints(NamedTuple):
     init: Any = None
 
     @classmethod
-    def none(cls, n: int) -> "ReadHints":
+    def none(cls, n: int) -> ReadHints:
         """No hints: the checker runs plain WGL."""
         return cls([False] * n, [None] * n, [()] * n)

@@ -7,8 +7,16 @@ and writes the kill matrix (labs/mutants/runner.py). docs/instructors.md explain
 """
 
 from labs.mutants.mutant import (
-    CORPUS_DIR, PARTS, ApplyError, Edit, Mutant, MutantFormatError, apply_mutant, apply_to_text,
-    load_corpus, parse_mutant,
+    CORPUS_DIR,
+    PARTS,
+    ApplyError,
+    Edit,
+    Mutant,
+    MutantFormatError,
+    apply_mutant,
+    apply_to_text,
+    load_corpus,
+    parse_mutant,
 )
 
 __all__ = [

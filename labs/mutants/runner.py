@@ -38,11 +38,11 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -52,12 +52,27 @@ from rich.text import Text
 from labs.console import make_console
 from labs.handout import _tracked_files
 from labs.mutants.mutant import (
-    CORPUS_DIR, PARTS, ApplyError, Mutant, MutantFormatError, apply_mutant, load_corpus,
+    CORPUS_DIR,
+    PARTS,
+    ApplyError,
+    Mutant,
+    MutantFormatError,
+    apply_mutant,
+    load_corpus,
     mutant_diff,
 )
 from labs.repeat import (
-    DEFAULT_TIMEOUT, Run, SelectionError, TestId, _display_path, _Running, _Stopped,
-    collect_tests, run_once, select_tests, stop_all_on_interrupt,
+    DEFAULT_TIMEOUT,
+    Run,
+    SelectionError,
+    TestId,
+    _display_path,
+    _Running,
+    _Stopped,
+    collect_tests,
+    run_once,
+    select_tests,
+    stop_all_on_interrupt,
 )
 
 __all__ = ["KILL_SHARE", "PART_DIRS", "PartRun", "MutantRun", "MutantResult", "run_mutants",

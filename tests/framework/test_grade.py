@@ -27,7 +27,7 @@ import pytest
 
 from labs.cli import main as labs_main
 from labs.grading.cpus import CpuBudget, cpu_warning, parse_cpu_max, usable_cpus
-from labs.grading.grader import REPO_ROOT, GradeOptions, GradeReport, Grader
+from labs.grading.grader import REPO_ROOT, GradeOptions, Grader, GradeReport
 from labs.grading.gradescope import write_bundle
 from labs.grading.report import gradescope_results, write_reports
 from labs.grading.rubric import RubricError, load_rubric

@@ -11,8 +11,17 @@ from pathlib import Path
 import pytest
 
 from labs.handout import (
-    STUDENT_FILES, MarkerError, Region, build_handout, check_handout, commit_to_branch,
-    find_regions, solution_identifiers, strip_file, strip_instructor_passages, strip_proto,
+    STUDENT_FILES,
+    MarkerError,
+    Region,
+    build_handout,
+    check_handout,
+    commit_to_branch,
+    find_regions,
+    solution_identifiers,
+    strip_file,
+    strip_instructor_passages,
+    strip_proto,
     strip_python,
 )
 

@@ -17,23 +17,42 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
 import labcodec
 import labrpc
 from fixturepb import (
-    FailArgs, Handler1Args, Handler1Reply, Handler2Args, Handler2Reply, Handler3Args,
-    Handler3Reply, Handler4Args, Handler4Reply, Handler6Args, Handler6Reply, Handler7Args,
-    Handler7Reply, JunkClient, JunkService,
+    FailArgs,
+    Handler1Args,
+    Handler1Reply,
+    Handler2Args,
+    Handler2Reply,
+    Handler3Args,
+    Handler3Reply,
+    Handler4Args,
+    Handler4Reply,
+    Handler6Args,
+    Handler6Reply,
+    Handler7Args,
+    Handler7Reply,
+    JunkClient,
+    JunkService,
 )
 from labrpc.network import (
-    DEAD_END_DELAY_MS, DROP_REPLY_PROBABILITY, DROP_REQUEST_PROBABILITY, LONG_DEAD_END_DELAY_MS,
-    REORDER_BASE_MS, REORDER_PROBABILITY, REORDER_SPREAD_MS, SHORT_DELAY_MS,
+    DEAD_END_DELAY_MS,
+    DROP_REPLY_PROBABILITY,
+    DROP_REQUEST_PROBABILITY,
+    LONG_DEAD_END_DELAY_MS,
+    REORDER_BASE_MS,
+    REORDER_PROBABILITY,
+    REORDER_SPREAD_MS,
+    SHORT_DELAY_MS,
 )
 
 SERVER = "test_server"

@@ -15,20 +15,33 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from labs.cli import main as labs_main
 from labs.linearizability import (
-    CheckOutcome, HistoryError, KvInput, KvModel, Operation, Recorder, check_kv,
-    check_operations, format_history, parse_history, render_html, write_html,
+    CheckOutcome,
+    HistoryError,
+    KvInput,
+    KvModel,
+    Operation,
+    Recorder,
+    check_kv,
+    check_operations,
+    format_history,
+    parse_history,
+    render_html,
+    write_html,
 )
 from labs.linearizability.generate import (
-    duplicate_an_append, lose_an_append, one_key_appends_history, random_kv_history,
+    duplicate_an_append,
+    lose_an_append,
+    one_key_appends_history,
+    random_kv_history,
     single_clerk_history,
 )
 from labs.linearizability.model import NEVER_RETURNED, ReadHints

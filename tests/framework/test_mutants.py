@@ -18,7 +18,13 @@ import pytest
 from labs.cli import build_parser
 from labs.console import make_console
 from labs.mutants import (
-    CORPUS_DIR, PARTS, ApplyError, MutantFormatError, apply_mutant, apply_to_text, load_corpus,
+    CORPUS_DIR,
+    PARTS,
+    ApplyError,
+    MutantFormatError,
+    apply_mutant,
+    apply_to_text,
+    load_corpus,
     parse_mutant,
 )
 from labs.mutants.mutant import EDITABLE_FILES

@@ -10,7 +10,7 @@ A history found not linearizable is drawn in test-failures/ under the rootdir.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 

@@ -23,8 +23,8 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import labrpc
 from kvraft.client import Clerk
@@ -32,7 +32,12 @@ from kvraft.server import KvServer
 from kvraft.server import Node as KvNode
 from lab_harness import Cluster, TesterStopped
 from labs.linearizability import (
-    CheckOutcome, CheckResult, Recorder, check_kv, format_history, write_html,
+    CheckOutcome,
+    CheckResult,
+    Recorder,
+    check_kv,
+    format_history,
+    write_html,
 )
 from labs.linearizability.kv_history import LINEARIZABILITY_CHECK_TIMEOUT
 from labs.linearizability.model import APPEND, GET, PUT

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from kv_harness import ELECTION_TIMEOUT, Config, TesterClerk
 

@@ -10,7 +10,7 @@ reporter, so they show in plain `make test_2a` output despite output capture.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 

@@ -7,7 +7,6 @@ import time
 import warnings
 
 import labrpc
-
 from raft_harness import ELECTION_TIMEOUT
 
 TERM_CHECK_DELAY = 0.050        # let the followers hear of the new leader's term
