@@ -95,7 +95,8 @@ class Server:
     def add_service(self, service: Service, implementation: Any) -> None:
         """Route calls of `service` to `implementation`'s snake_case methods."""
         if service.name in self._services:
-            raise ValueError(f"service {service.name!r} is already registered on server {self.name!r}")
+            raise ValueError(
+                f"service {service.name!r} is already registered on server {self.name!r}")
         self._services[service.name] = (service, implementation)
 
     def dispatch(self, full_name: str, request: bytes) -> bytes:
@@ -262,7 +263,8 @@ class Network:
     # --- configuration ----------------------------------------------------------------------------
 
     def set_reliable(self, reliable: bool) -> None:
-        """Calls started from now on are (un)reliable; calls in flight keep what they started with."""
+        """Calls started from now on are (un)reliable; calls in flight keep what they started
+        with."""
         with self._lock:
             self._reliable = reliable
 
@@ -397,8 +399,9 @@ class Network:
             if server is None:
                 call.phase = _SETTLED
                 limit = LONG_DEAD_END_DELAY_MS if self._long_delays else DEAD_END_DELAY_MS
+                error = Disconnected(f"end {end.name!r} reaches no server")
                 self._timers.schedule(self._random.randrange(limit) / 1000, self._finish_later,
-                                      call, None, Disconnected(f"end {end.name!r} reaches no server"))
+                                      call, None, error)
                 return call
             # Accepted: from here on the call belongs to this server, whatever becomes of it.
             if not reliable:
@@ -489,7 +492,8 @@ class Network:
             self._finish(call, reply, error)
         call.wake()
 
-    def _finish(self, call: _Call, reply: bytes | None = None, error: RpcError | None = None) -> None:
+    def _finish(self, call: _Call, reply: bytes | None = None,
+                error: RpcError | None = None) -> None:
         """Complete a call exactly once. Hold the lock."""
         if call.finished:
             return

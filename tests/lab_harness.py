@@ -45,7 +45,7 @@ __all__ = [
 
 log = logging.getLogger("tester")
 
-# --- Limits ----------------------------------------------------------------------------------------
+# --- Limits ---------------------------------------------------------------------------------------
 TEST_TIME_LIMIT = 120.0           # a whole test, measured from cluster creation
 WATCHDOG_MARGIN = 10.0            # pytest-timeout stops a test this long after the limit
 WATCHDOG_SECONDS = TEST_TIME_LIMIT + WATCHDOG_MARGIN

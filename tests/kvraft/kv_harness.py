@@ -205,7 +205,7 @@ class Config(Cluster[KvNode]):
             persisters = [p for p in self.saved if p is not None]
         return max(p.snapshot_size() for p in persisters)
 
-    # --- the network between servers ---------------------------------------------------------------
+    # --- the network between servers --------------------------------------------------------------
 
     def set_unreliable(self, unreliable: bool) -> None:
         self.net.set_reliable(not unreliable)
@@ -260,7 +260,7 @@ class Config(Cluster[KvNode]):
                 return i
         return None
 
-    # --- starting and shutting down servers --------------------------------------------------------
+    # --- starting and shutting down servers -------------------------------------------------------
 
     def start_server(self, i: int) -> None:
         """Start server i (again) from its persisted state. Its Raft ends start disabled;
@@ -312,7 +312,7 @@ class Config(Cluster[KvNode]):
         with self._lock:
             return [(i, node) for i, node in enumerate(self.nodes) if node is not None]
 
-    # --- clerks ------------------------------------------------------------------------------------
+    # --- clerks -----------------------------------------------------------------------------------
 
     def make_client(self, to: Iterable[int]) -> TesterClerk:
         """A new clerk with a fresh end to every server, only those to `to` enabled. The clerk
@@ -348,7 +348,7 @@ class Config(Cluster[KvNode]):
         for j in from_:
             self.net.enable(ck.end_names[j], False)
 
-    # --- linearizability -----------------------------------------------------------------------------
+    # --- linearizability --------------------------------------------------------------------------
 
     def check_history(self) -> CheckResult:
         """Check every clerk operation recorded so far against the KV model, with a 1 s budget.
@@ -379,7 +379,7 @@ class Config(Cluster[KvNode]):
             return f"\n(could not save the history in {self.failure_dir}: {exc})"
         return f"\nvisualization: {page.resolve()}\nhistory: {history.resolve()}"
 
-    # --- teardown (called by lab_harness's cleanup) ------------------------------------------------
+    # --- teardown (called by lab_harness's cleanup) -----------------------------------------------
 
     def shut_down(self) -> list[str]:
         """Kill every server, then stop the network (failing calls still in flight)."""

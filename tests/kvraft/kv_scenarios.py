@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from kv_harness import ELECTION_TIMEOUT, Config, TesterClerk
 
-# --- The generic test ------------------------------------------------------------------------------
+# --- The generic test -----------------------------------------------------------------------------
 GENERIC_SERVERS = 5
 GENERIC_ITERATIONS = 3
 GENERIC_CLIENT_SECONDS = 5.0      # clerks work this long in each iteration
@@ -22,11 +22,11 @@ LINEARIZABLE_SERVERS = 7          # the random-keys variant: 7 servers,
 LINEARIZABLE_CLIENTS = 15         # ... 15 clerks on keys "0".."14"
 LOG_SIZE_FACTOR = 2               # Raft state <= 2 x maxraftstate (talent-plan; MIT allows 8x)
 
-# --- The partitioner -------------------------------------------------------------------------------
+# --- The partitioner ------------------------------------------------------------------------------
 PARTITION_HOLD = ELECTION_TIMEOUT  # each partition lasts 1 s
 PARTITION_JITTER_MS = 200          # ... plus U[0, 200) ms
 
-# --- The speed test --------------------------------------------------------------------------------
+# --- The speed test -------------------------------------------------------------------------------
 SPEED_SERVERS = 3
 SPEED_OPS = 1000
 HEARTBEAT_INTERVAL = 0.100         # the tester's assumption about heartbeats:
@@ -134,7 +134,9 @@ def generic_test(make_config, part: str, nclients: int, unreliable: bool, crash:
         clients_done = cfg.stop_flag()
         partitioner_done = cfg.stop_flag()
 
-        def client_body(client: int, myck: TesterClerk) -> int:
+        # clients_done is bound now: each iteration's clients watch their own flag.
+        def client_body(client: int, myck: TesterClerk,
+                        clients_done: threading.Event = clients_done) -> int:
             n = 0
             last = ""  # what this clerk's own key must hold (without random keys)
             if not random_keys:

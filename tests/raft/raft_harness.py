@@ -74,7 +74,7 @@ NETWORK_SHUTDOWN_TIMEOUT = 2.0    # teardown: labrpc handler threads get this lo
 
 ROUND_GAP = 0.050                 # RequestVotes of one peer further apart than this, or of another
                                   # term, belong to different elections
-TIMEOUT_SPREAD = 0.005            # check_election_timeouts_vary: waits this close to their median...
+TIMEOUT_SPREAD = 0.005            # check_election_timeouts_vary: waits this close to the median...
 TIMEOUT_SAME_SHARE = 0.75         # ... in this share of them mean one fixed timeout,
 TIMEOUT_MIN_WAITS = 6             # ... judged only on at least this many waits
 
@@ -119,7 +119,8 @@ class RpcWatch:
     """
 
     def __init__(self) -> None:
-        self.sends: list[tuple[float, int, tuple[Any, bool]]] = []  # (when, sender, (term, pre-vote))
+        # (when, sender, (term, pre-vote))
+        self.sends: list[tuple[float, int, tuple[Any, bool]]] = []
         # (sender, receiver, rpc) -> a copy of each such request sent on that link
         self.captured: dict[tuple[int, int, str], list[Any]] = {}
         # (sender, rpc) -> which of that sender's requests the network loses
@@ -537,7 +538,8 @@ class Config(Cluster[Node]):
     def check_no_leader(self) -> None:
         for i, node in self._connected_nodes():
             if node.is_leader():
-                self.fail(f"expected no leader among connected servers, but {i} claims to be leader")
+                self.fail(f"expected no leader among connected servers, "
+                          f"but {i} claims to be leader")
 
     def lose_vote_requests(self, servers: list[int], lost: bool = True) -> None:
         """From now on the network loses (or delivers again) every RequestVote these servers
@@ -615,7 +617,7 @@ class Config(Cluster[Node]):
         waits: list[float] = []
         for i in servers:
             rounds = self.watch.rounds(i, start, stop)
-            waits += [later - earlier for earlier, later in zip(rounds, rounds[1:])]
+            waits += [later - earlier for earlier, later in itertools.pairwise(rounds)]
         if len(waits) < TIMEOUT_MIN_WAITS:
             return  # too few elections in the window to judge (long timeouts): no verdict
         median = statistics.median(waits)
@@ -637,7 +639,8 @@ class Config(Cluster[Node]):
         for i, value1 in applied:
             if count > 0 and value1 != value:
                 self.fail(f"committed values do not match: index {index}, "
-                          f"server {first} applied {_show(value)}, server {i} applied {_show(value1)}")
+                          f"server {first} applied {_show(value)}, "
+                          f"server {i} applied {_show(value1)}")
             if count == 0:
                 first = i
             count += 1
@@ -658,7 +661,7 @@ class Config(Cluster[Node]):
             if delay < WAIT_DOUBLING_LIMIT:
                 delay *= 2
             if start_term is not None:
-                for i, node in self.live_nodes():
+                for _, node in self.live_nodes():
                     if node.term() > start_term:
                         return None
         count, value = self.n_committed(index)
@@ -797,7 +800,7 @@ class Config(Cluster[Node]):
             self.fail(f"server {i} is crashed; it has no applier")
         return applier.hold_snapshots()
 
-    # --- teardown (called by lab_harness's cleanup) ------------------------------------------------
+    # --- teardown (called by lab_harness's cleanup) -----------------------------------------------
 
     def shut_down(self) -> list[str]:
         """Kill every peer (what they still apply no longer counts), then stop the network."""
