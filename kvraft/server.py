@@ -105,7 +105,7 @@ class KvServer:
                 if self._waiters.get(index) is waiter:
                     del self._waiters[index]
 
-    # --- the state machine --------------------------------------------------------------------------
+    # --- the state machine ------------------------------------------------------------------------
 
     def _apply(self, command: Command) -> str:
         """Apply one command exactly once; return the value a Get sees. Hold the lock."""
@@ -149,7 +149,7 @@ class KvServer:
         if snapshot is not None:
             self.rf.snapshot(msg.index, snapshot)
 
-    # --- snapshots (3B) ------------------------------------------------------------------------------
+    # --- snapshots (3B) ---------------------------------------------------------------------------
 
     def _snapshot_if_due(self) -> bytes | None:
         """The encoded state once Raft's persisted state reaches maxraftstate. Hold the lock."""
@@ -199,7 +199,8 @@ class Node:
 
     def get(self, args: GetRequest) -> GetReply:
         ### BEGIN SOLUTION 3A
-        err, value = self.kv.submit(Command(op=Op.GET, key=args.key, client=args.client, seq=args.seq))
+        command = Command(op=Op.GET, key=args.key, client=args.client, seq=args.seq)
+        err, value = self.kv.submit(command)
         if err is not None:
             return GetReply(wrong_leader=err == ERR_WRONG_LEADER, err=err)
         return GetReply(value=value)
@@ -207,7 +208,8 @@ class Node:
 
     def put_append(self, args: PutAppendRequest) -> PutAppendReply:
         ### BEGIN SOLUTION 3A
-        command = Command(op=args.op, key=args.key, value=args.value, client=args.client, seq=args.seq)
+        command = Command(op=args.op, key=args.key, value=args.value, client=args.client,
+                          seq=args.seq)
         err, _ = self.kv.submit(command)
         if err is not None:
             return PutAppendReply(wrong_leader=err == ERR_WRONG_LEADER, err=err)

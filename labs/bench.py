@@ -57,7 +57,7 @@ def lazy(module: str, function: str) -> MetricGroup:
     return run
 
 
-# --- group "rpc": the cost of a labrpc call --------------------------------------------------------
+# --- group "rpc": the cost of a labrpc call -------------------------------------------------------
 
 
 def _batch_mean_us(operation: Callable[[], object], calls: int) -> float:
@@ -103,7 +103,8 @@ class _BenchHandler:
 
 
 def rpc_metrics(batches: int = 9, calls_per_batch: int = 2000, threads: int = 8,
-                concurrent_calls_per_thread: int = 1500, concurrent_rounds: int = 3) -> dict[str, float]:
+                concurrent_calls_per_thread: int = 1500,
+                concurrent_rounds: int = 3) -> dict[str, float]:
     """Sequential call latency against a bare thread round trip, and throughput of 8 callers.
 
     The two latencies are measured in `batches` interleaved pairs (a batch of labrpc calls, then
@@ -183,7 +184,7 @@ def _rpc_metrics(batches: int, calls_per_batch: int, threads: int,
     finally:
         echo.stop()
         net.shutdown()
-    ratios = [rpc / thread for rpc, thread in zip(rpc_us, thread_us)]
+    ratios = [rpc / thread for rpc, thread in zip(rpc_us, thread_us, strict=True)]
     return {
         "rpc_seq_us": statistics.median(rpc_us),
         "thread_roundtrip_us": statistics.median(thread_us),

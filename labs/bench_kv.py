@@ -88,10 +88,12 @@ def _one_clerk_latency(ops: int) -> dict[str, float]:
     finally:
         service.close()
     latencies.sort()
-    return {"kv_op_ms_p50": _percentile(latencies, 0.50), "kv_op_ms_p99": _percentile(latencies, 0.99)}
+    return {"kv_op_ms_p50": _percentile(latencies, 0.50),
+            "kv_op_ms_p99": _percentile(latencies, 0.99)}
 
 
-def clerk_throughput(clients: int = CLIENTS, seconds: float = THROUGHPUT_SECONDS) -> dict[str, float]:
+def clerk_throughput(clients: int = CLIENTS,
+                     seconds: float = THROUGHPUT_SECONDS) -> dict[str, float]:
     """Operations per second completed by 10 clerks appending to their own keys."""
     service = _Service()
     done = [0] * clients
@@ -105,7 +107,8 @@ def clerk_throughput(clients: int = CLIENTS, seconds: float = THROUGHPUT_SECONDS
                 clerks[me].append(str(me), "x")
                 done[me] += 1
 
-        threads = [threading.Thread(target=run, args=(i,), name=f"bench-clerk-{i}") for i in range(clients)]
+        threads = [threading.Thread(target=run, args=(i,), name=f"bench-clerk-{i}")
+                   for i in range(clients)]
         began = time.perf_counter()
         for thread in threads:
             thread.start()

@@ -86,7 +86,8 @@ IDLE_SERVERS = 5
 IDLE_SECONDS = 60.0
 
 
-def idle_unreliable_elections(servers: int = IDLE_SERVERS, seconds: float = IDLE_SECONDS) -> dict[str, float]:
+def idle_unreliable_elections(servers: int = IDLE_SERVERS,
+                              seconds: float = IDLE_SECONDS) -> dict[str, float]:
     """Elections per minute that an idle cluster on an unreliable network holds after its first
     leader: none is needed, so each is a follower that lost enough heartbeats in a row to time
     out. The figure the election timeout is chosen from (docs/lab2-raft.md)."""
@@ -127,9 +128,11 @@ def suite_costs(lab: str, parts: tuple[str, ...], tests_dir: str,
         metrics[f"{lab}_{part}_cpu_s"] = round(cpu, 1)
         if result.returncode != 0:
             tail = "\n".join(result.stdout.splitlines()[-15:])
-            print(f"warning: part {part.upper()} failed during the benchmark:\n{tail}", file=sys.stderr)
+            print(f"warning: part {part.upper()} failed during the benchmark:\n{tail}",
+                  file=sys.stderr)
             metrics[f"{lab}_{part}_failed"] = 1
-    metrics[f"{lab}_peak_rss_mb"] = round(_max_rss_mb(resource.getrusage(resource.RUSAGE_CHILDREN)), 1)
+    peak = _max_rss_mb(resource.getrusage(resource.RUSAGE_CHILDREN))
+    metrics[f"{lab}_peak_rss_mb"] = round(peak, 1)
     return metrics
 
 

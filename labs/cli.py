@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labs", description="raftlabs tools")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    proto = commands.add_parser("proto", help="compile proto/*.proto now (otherwise done on import)")
+    proto = commands.add_parser(
+        "proto", help="compile proto/*.proto now (otherwise done on import)")
     proto.add_argument("--force", action="store_true", help="recompile even if up to date")
     proto.set_defaults(func=_cmd_proto)
 

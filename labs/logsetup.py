@@ -57,7 +57,8 @@ def configure_logging(spec: str | None = None, stream=None) -> None:
 
 
 def _stderr():
-    # pytest may swap sys.stderr for a capture buffer; the real file descriptor 2 stays the terminal.
+    # pytest may swap sys.stderr for a capture buffer; the real file descriptor 2 stays the
+    # terminal.
     try:
         return open(os.dup(2), "w", buffering=1, closefd=True)
     except OSError:

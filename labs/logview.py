@@ -98,7 +98,9 @@ class _Layout:
     def header(self) -> str:
         cells = [self.paint(f"S{peer}", "bold underline") for peer in range(self.columns)]
         pad = [" " * (self.column_width - len(f"S{peer}")) for peer in range(self.columns)]
-        return " " * self.margin + "".join(c + p for c, p in zip(cells[:-1], pad)) + cells[-1]
+        # The last cell needs no padding (zip stops at the shorter list).
+        padded = "".join(c + p for c, p in zip(cells[:-1], pad, strict=False))
+        return " " * self.margin + padded + cells[-1]
 
     def event(self, event: Event) -> list[str]:
         """The event in its peer's column, wrapped onto as many lines as it needs."""
@@ -109,7 +111,10 @@ class _Layout:
         indent = " " * (event.peer * self.column_width)
         rows = []
         for i, chunk in enumerate(chunks):
-            time = self.paint(event.ms.rjust(TIME_WIDTH) + " ", "dim") if i == 0 else " " * self.margin
+            if i == 0:
+                time = self.paint(event.ms.rjust(TIME_WIDTH) + " ", "dim")
+            else:
+                time = " " * self.margin
             rows.append(time + indent + self.paint(chunk, style))
         return rows
 

@@ -429,5 +429,6 @@ def run_tests(words: list[str], *, iterations: int, workers: int, output: Path,
         console.print(f"{failed} of {total} runs failed; their logs are in "
                       f"{_display_path(output)}/", style="bold red", markup=False)
         return 1
-    console.print("the run passed" if total == 1 else f"all {total} runs passed", style="bold green")
+    console.print("the run passed" if total == 1 else f"all {total} runs passed",
+                  style="bold green")
     return 0

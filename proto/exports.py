@@ -1,4 +1,5 @@
-"""Re-export a compiled `.proto`: its messages, enums, and a `<Name>Service` / `<Name>Client` per service."""
+"""Re-export a compiled `.proto`: its messages, enums, and a `<Name>Service` / `<Name>Client` per
+service."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ def export_proto(proto_file: str | Path, namespace: dict[str, Any]) -> list[str]
     """Compile `proto_file` if needed and define its types in `namespace`; return their names."""
     module = load_proto(proto_file)
     names = []
-    for name in list(module.DESCRIPTOR.message_types_by_name) + list(module.DESCRIPTOR.enum_types_by_name):
+    descriptor = module.DESCRIPTOR
+    for name in [*descriptor.message_types_by_name, *descriptor.enum_types_by_name]:
         namespace[name] = getattr(module, name)
         names.append(name)
     for service in services_of(module).values():

@@ -625,7 +625,8 @@ class Raft:
         if self._dead or index <= self.log.snapshot_index:
             return  # a crashed machine saves nothing; or an older snapshot than the one we have
         if index > self.last_applied:
-            raise ValueError(f"snapshot({index}) is beyond the last applied index {self.last_applied}")
+            raise ValueError(f"snapshot({index}) is beyond the last applied index "
+                             f"{self.last_applied}")
         self.log.compact(index, self.log.term_at(index))
         self._persist_with_snapshot(data)
         debug(Topic.SNAPSHOT, "S%d snapshot through %d", self.me, index)
@@ -639,7 +640,8 @@ class Raft:
             batch.append(self.pending_snapshot)
             self.pending_snapshot = None
         first = self.last_applied + 1
-        batch += [ApplyCommand(self.log.entry(i).command, i) for i in range(first, self.commit_index + 1)]
+        batch += [ApplyCommand(self.log.entry(i).command, i)
+                  for i in range(first, self.commit_index + 1)]
         self.last_applied = self.commit_index
         return batch
 

@@ -158,9 +158,8 @@ def grade_command(args: argparse.Namespace) -> int:
         out.print("Worth a look in the student files (not evidence of anything):", markup=False)
         for flag in report.flags:
             out.print(f"  {flag}", markup=False)
-    out.print(f"Reports: {out_dir}/results.json, junit.xml, report.txt"
-              + (f"; logs of failed runs in {out_dir}/logs/" if (out_dir / "logs").exists() else ""),
-              markup=False)
+    logs = f"; logs of failed runs in {out_dir}/logs/" if (out_dir / "logs").exists() else ""
+    out.print(f"Reports: {out_dir}/results.json, junit.xml, report.txt{logs}", markup=False)
     return 0
 
 
@@ -178,7 +177,8 @@ def _write_gradescope(args, grader, rubric, err) -> int:
     from labs.grading.gradescope import write_bundle
 
     try:
-        archive = write_bundle(Path(args.gradescope), rubric, grader.pristine(), _baked_options(args))
+        archive = write_bundle(Path(args.gradescope), rubric, grader.pristine(),
+                               _baked_options(args))
     except FileExistsError as exc:
         err.print(f"labs grade: {exc}", markup=False)
         return 2

@@ -77,7 +77,8 @@ def _cgroup_quota(cgroup_root: Path, proc_cgroup: Path) -> tuple[float, str] | N
     return best
 
 
-def usable_cpus(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/self/cgroup")) -> CpuBudget:
+def usable_cpus(cgroup_root: Path = CGROUP_ROOT,
+                proc_cgroup: Path = Path("/proc/self/cgroup")) -> CpuBudget:
     try:
         cpus, how = float(len(os.sched_getaffinity(0))), "CPU affinity"
     except (AttributeError, OSError):

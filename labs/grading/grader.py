@@ -201,8 +201,9 @@ class Grader:
         framework_files = {f: h for f, h in manifest.items() if f not in self.rubric.student_files}
         cpus = usable_cpus()
         warnings = [w for w in [cpu_warning(cpus, options.jobs)] if w]
-        report = GradeReport(self.rubric, submission, [TestOutcome(t, planned=options.runs) for t in tests],
-                             options, cpus, warnings, review_flags(submission))
+        outcomes = [TestOutcome(t, planned=options.runs) for t in tests]
+        report = GradeReport(self.rubric, submission, outcomes, options, cpus, warnings,
+                             review_flags(submission))
         deadline = started + options.time_budget if options.time_budget else None
         report_lock = threading.Lock()
 
@@ -245,7 +246,8 @@ class Grader:
     # --- one run ----------------------------------------------------------------------------------
 
     def _run_once(self, test: GradedTest, run: int, base: Path, manifest: dict[str, str],
-                  framework_files: dict[str, str], slot: Path, remaining: float | None) -> RunOutcome:
+                  framework_files: dict[str, str], slot: Path,
+                  remaining: float | None) -> RunOutcome:
         options = self.options
         run_dir = slot / f"run-{self._next_id()}"
         tree, plugin_dir = run_dir / "tree", run_dir / "plugin"
@@ -256,8 +258,9 @@ class Grader:
                 return RunOutcome(run, False, "grader error: the graded tree differs from the "
                                   f"submission before the run ({', '.join(altered[:5])})", 0.0, "")
             key, run_id = secrets.token_bytes(32), secrets.token_hex(8)
+            student_modules = _module_names(self.rubric.student_files)
             brief = json.dumps({"key": key.hex(), "run": run_id, "test": test.nodeid,
-                                "student_modules": _module_names(self.rubric.student_files)}).encode()
+                                "student_modules": student_modules}).encode()
             brief_read, brief_write = os.pipe()
             os.write(brief_write, brief)  # far below the pipe's buffer: never blocks
             os.close(brief_write)
@@ -281,7 +284,8 @@ class Grader:
                         os.close(fd)
                     except OSError:
                         pass
-                return RunOutcome(run, False, f"grader error: cannot start {argv[0]}: {exc}", 0.0, "")
+                return RunOutcome(run, False, f"grader error: cannot start {argv[0]}: {exc}",
+                                  0.0, "")
             finally:
                 os.close(result_read)
             events, bad_lines = _decode_channel(process.channel, key, run_id)
@@ -316,7 +320,8 @@ class Grader:
                 os.chmod(path, 0o755)
             os.chmod(plugin_dir / f"{pytest_plugin.PLUGIN_MODULE}.py", 0o644)
 
-    def _environment(self, run_dir: Path, tree: Path, plugin_dir: Path, channel: str) -> dict[str, str]:
+    def _environment(self, run_dir: Path, tree: Path, plugin_dir: Path,
+                     channel: str) -> dict[str, str]:
         """A small, fixed environment: nothing of the grader's (LOG_LEVEL, PYTEST_ADDOPTS,
         PYTHONSAFEPATH...) leaks into the runs."""
         return {
@@ -372,7 +377,8 @@ def _verdict(process: ProcessResult, events: list[dict], bad_lines: int, test: G
         return ("the run modified framework files, which is not allowed: "
                 + ", ".join(tampered[:5])), modules
     if process.signal_name:
-        return f"the test process crashed ({process.signal_name})" + _memory_hint(log, limits), modules
+        crash = f"the test process crashed ({process.signal_name})"
+        return crash + _memory_hint(log, limits), modules
     if finish is None or events[-1] is not finish:
         return (f"the test process ended (exit status {process.returncode}) before pytest "
                 "finished" + _memory_hint(log, limits)), modules
@@ -447,7 +453,8 @@ def _failure_summary(log: str, nodeid: str, limit: int = 200) -> str:
 
 def _memory_hint(log: str, limits: Limits) -> str:
     if "MemoryError" in log or "Cannot allocate memory" in log or "can't start new thread" in log:
-        return f" (out of memory? the limit is {limits.memory_bytes / (1 << 30):g} GiB of address space)"
+        gib = limits.memory_bytes / (1 << 30)
+        return f" (out of memory? the limit is {gib:g} GiB of address space)"
     return ""
 
 
@@ -480,7 +487,7 @@ def _changed_files(tree: Path, expected: dict[str, str]) -> list[str]:
 
 def _read_only(tree: Path, writable: Callable[[Path], bool]) -> None:
     """Make every file read-only, and every directory except the `writable` ones."""
-    for directory, dirs, files in os.walk(tree):
+    for directory, _dirs, files in os.walk(tree):
         for name in files:
             path = Path(directory) / name
             if not path.is_symlink():

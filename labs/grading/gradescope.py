@@ -62,7 +62,9 @@ cd {source}/grader
     -o "$results" --user student {options}
 status=$?
 if [ ! -s "$results/results.json" ]; then
-    echo '{{"score": 0, "output": "The autograder failed before it could grade (exit status '"$status"'); course staff can see its output."}}' > "$results/results.json"
+    why="The autograder failed before it could grade (exit status $status)"
+    printf '{{"score": 0, "output": "%s; course staff can see its output."}}\n' "$why" \\
+        > "$results/results.json"
 fi
 exit 0
 """

@@ -77,8 +77,9 @@ def summary_lines(report: GradeReport) -> list[str]:
     lines = [f"{report.rubric.title}: {_fmt_points(report.score)} / "
              f"{_fmt_points(report.max_score)} points, "
              f"{sum(t.passed for t in report.tests)} of {len(report.tests)} tests passed."]
+    gib = options.limits.memory_bytes / (1 << 30)
     lines.append(f"Each test ran up to {options.runs} time(s), each in a fresh process, limits "
-                 f"{options.limits.timeout:g} s and {options.limits.memory_bytes / (1 << 30):g} GiB; "
+                 f"{options.limits.timeout:g} s and {gib:g} GiB; "
                  f"{options.jobs} at a time; {report.cpus.cpus:g} CPU(s) available "
                  f"({report.cpus.how}); {report.seconds:.0f} s in all.")
     lines += report.warnings
@@ -93,8 +94,9 @@ def render_table(report: GradeReport) -> Table:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for outcome in report.tests:
         result = "[green]passed[/]" if outcome.passed else f"[red]failed[/] {outcome.reason}"
-        table.add_row(outcome.test.part, outcome.test.name, _runs_text(outcome), _time_text(outcome),
-                      f"{_fmt_points(outcome.score)}/{_fmt_points(outcome.test.max_score)}", result)
+        score = f"{_fmt_points(outcome.score)}/{_fmt_points(outcome.test.max_score)}"
+        table.add_row(outcome.test.part, outcome.test.name, _runs_text(outcome),
+                      _time_text(outcome), score, result)
     table.add_section()
     table.add_row("", "[bold]total[/]", "", f"{report.seconds:.0f} s",
                   f"[bold]{_fmt_points(report.score)}/{_fmt_points(report.max_score)}[/]", "")

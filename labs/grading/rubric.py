@@ -83,7 +83,8 @@ class Rubric:
             by_part = [t for t in self.tests if t.part.lower() == wanted.lower()]
             matches = by_part or [t for t in self.tests if wanted.lower() in t.name.lower()]
             if not matches:
-                raise RubricError(f"{selector!r} is neither a part ({', '.join(p.part for p in self.parts)}) "
+                parts = ", ".join(p.part for p in self.parts)
+                raise RubricError(f"{selector!r} is neither a part ({parts}) "
                                   "nor part of a test name in the rubric")
             chosen.update(t.nodeid for t in matches)
         return [t for t in self.tests if t.nodeid in chosen]
@@ -119,14 +120,17 @@ def load_rubric(path: Path | None = None, student_files: tuple[str, ...] | None 
         if not isinstance(raw, dict):
             raise RubricError(f"{where}: expected an object")
         try:
-            name, test_file, points = str(raw["part"]), str(raw["file"]), Fraction(str(raw["points"]))
+            name, test_file = str(raw["part"]), str(raw["file"])
+            points = Fraction(str(raw["points"]))
         except (KeyError, ValueError) as exc:
-            raise RubricError(f"{where}: needs \"part\", \"file\" and numeric \"points\" ({exc})") from None
+            raise RubricError(f"{where}: needs \"part\", \"file\" and numeric \"points\" "
+                              f"({exc})") from None
         weights = raw.get("tests")
         if isinstance(weights, list):
             weights = {test: 1 for test in weights}
         if not isinstance(weights, dict) or not weights:
-            raise RubricError(f"{where}: \"tests\" must be a non-empty list or name -> weight object")
+            raise RubricError(f"{where}: \"tests\" must be a non-empty list "
+                              "or name -> weight object")
         try:
             weights = {str(test): Fraction(str(w)) for test, w in weights.items()}
         except ValueError as exc:
@@ -139,6 +143,7 @@ def load_rubric(path: Path | None = None, student_files: tuple[str, ...] | None 
             if test in seen:
                 raise RubricError(f"{where}: test {test} appears twice in the rubric")
             seen.add(test)
-            tests.append(GradedTest(name, test_file, test, points * weight / total, f"{name}.{number}"))
+            tests.append(GradedTest(name, test_file, test, points * weight / total,
+                                    f"{name}.{number}"))
         parts.append(Part(name, str(raw.get("title", name)), points, tuple(tests)))
     return Rubric(str(data.get("title", "raftlabs")), tuple(parts), tuple(files), str(path), data)

@@ -72,7 +72,8 @@ class HeadTail:
 
     def text(self) -> str:
         dropped = self.total - len(self.head) - len(self.tail)
-        middle = f"\n\n[... {dropped} bytes of output not kept ...]\n\n".encode() if dropped else b""
+        middle = (f"\n\n[... {dropped} bytes of output not kept ...]\n\n".encode() if dropped
+                  else b"")
         return bytes(self.head + middle + self.tail).decode(errors="replace")
 
 

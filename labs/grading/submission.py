@@ -136,7 +136,8 @@ def _place(dest: Path, relative: str) -> Path:
     return target
 
 
-def extract_archive(archive: Path, dest: Path, limits: ExtractionLimits = ExtractionLimits()) -> list[str]:
+def extract_archive(archive: Path, dest: Path,
+                    limits: ExtractionLimits = ExtractionLimits()) -> list[str]:
     """Extract a .zip or tar (.tar, .tar.gz, .tgz, .tar.bz2, .tar.xz) archive into `dest`,
     refusing what is unsafe; return the refused members as "name: why"."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -283,7 +284,8 @@ def _read_student_files(submission: Submission, root: Path, student_files: Itera
         elif not path.exists():
             submission.missing.append(relative)
         elif not path.is_file():
-            submission.refused.append(f"{relative}: not a regular file (the handout's version was graded)")
+            submission.refused.append(f"{relative}: not a regular file "
+                                      "(the handout's version was graded)")
         elif path.stat().st_size > limits.max_file_bytes:
             submission.refused.append(f"{relative}: larger than {_size(limits.max_file_bytes)} "
                                       "(the handout's version was graded)")

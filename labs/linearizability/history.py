@@ -82,7 +82,7 @@ def _parse_map(text: str, line: int) -> dict[str, Any]:
     if len(body) % 2:
         raise HistoryError(line, "the map has a key without a value")
     event: dict[str, Any] = {}
-    for key, value in zip(body[::2], body[1::2]):
+    for key, value in zip(body[::2], body[1::2], strict=True):
         if not isinstance(key, _Keyword):
             raise HistoryError(line, f"map keys must be keywords like :type, not {key!r}")
         if key in event:

@@ -46,6 +46,7 @@ prefix test for such gets (`_string_hints`).
 from __future__ import annotations
 
 import heapq
+import itertools
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
@@ -208,7 +209,7 @@ class _Decoder:
 def _prefix_free(values: set[str]) -> bool:
     """No value is a prefix of another (in sorted order, a value's extensions follow it)."""
     ordered = sorted(values)
-    return not any(b.startswith(a) for a, b in zip(ordered, ordered[1:]))
+    return not any(b.startswith(a) for a, b in itertools.pairwise(ordered))
 
 
 def _splits(output: str, puts: dict[str, Any], appends: dict[str, Any],

@@ -273,9 +273,10 @@ def render_html(result: CheckResult, title: str = "") -> str:
     clients = {op.client for op in all_ops}
     verdict = _VERDICT[result.result]
     heading = f"{html.escape(title)}: {verdict}" if title else verdict.capitalize()
+    keys = f"{len(result.partitions)} key{'s' if len(result.partitions) != 1 else ''}"
     body = [f"<h1>{heading}</h1>",
             f"<p>{len(all_ops)} operations by {len(clients)} clients on "
-            f"{len(result.partitions)} key{'s' if len(result.partitions) != 1 else ''}, checked in {result.seconds:.3f} s. Each key is "
+            f"{keys}, checked in {result.seconds:.3f} s. Each key is "
             f"checked on its own.</p>"]
     failing = [k for k, part in enumerate(result.partitions)
                if part.outcome is CheckOutcome.ILLEGAL]
