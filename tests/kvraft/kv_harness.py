@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import random
 import re
 import threading
@@ -135,6 +136,7 @@ class Config(Cluster[KvNode]):
         self.failure_dir = failure_dir if failure_dir is not None else Path.cwd() / FAILURE_DIR
         self.test_name = test_name
         self.net = labrpc.Network()
+        self.record_network(self.net)
         # Long delays off: a call to a dead end fails within 100 ms, so clerks move on fast.
         self.net.set_long_delays(False)
 
@@ -146,6 +148,8 @@ class Config(Cluster[KvNode]):
         self._clerk_ids = itertools.count()
         # Each clerk call, recorded when it returns (or is abandoned at teardown).
         self.history = Recorder()
+        if self.timeline is not None:
+            self.timeline.extra_events = self._timeline_ops
         self._ops = 0
         self.rpcs_begin = self.ops_begin = 0
 
@@ -230,6 +234,16 @@ class Config(Cluster[KvNode]):
         """Cut server i off from each server in `from_`, both ways."""
         self._enable_links(i, list(from_), False)
 
+    def connect_one_way(self, senders: Iterable[int], receivers: Iterable[int]) -> None:
+        """Let each server in `senders` call each server in `receivers` (and hear its replies),
+        leaving the calls the other way as they are: half a heal."""
+        receivers = list(receivers)
+        with self._lock:
+            ends = [self.end_names[i][j] for i in senders if self.end_names[i] is not None
+                    for j in receivers]
+        for end in ends:
+            self.net.enable(end, True)
+
     def connect_all(self) -> None:
         """Heal every partition between the servers."""
         for i in range(self.n):
@@ -273,6 +287,8 @@ class Config(Cluster[KvNode]):
             end = self.net.create_client(name)
             self.net.connect(end, server_name(j))
             ends.append(end)
+            if self.timeline is not None:
+                self.timeline.end(name, i, j)
         with self._lock:
             self.end_names[i] = names
             # A fresh persister holding the last persisted state: whatever an older instance
@@ -288,6 +304,8 @@ class Config(Cluster[KvNode]):
         server.add_service(KvService, node)
         server.add_service(RaftService, kv.rf)
         self.net.add_server(server)
+        if self.timeline is not None:
+            self.timeline.start(i)
 
     def shutdown_server(self, i: int) -> None:
         """Stop server i as a crash would, keeping what it had persisted."""
@@ -302,6 +320,8 @@ class Config(Cluster[KvNode]):
             node = self.nodes[i]
             self.nodes[i] = None
         if node is not None:
+            if self.timeline is not None:
+                self.timeline.crash(i)
             node.kill()
 
     def is_alive(self, i: int) -> bool:
@@ -325,6 +345,8 @@ class Config(Cluster[KvNode]):
             self.net.create_client(name)
             self.net.connect(name, server_name(j))
             ends.append(_ClerkEnd(self.net, name, self.finished))
+            if self.timeline is not None:
+                self.timeline.end(name, f"C{clerk_id}", j)
         shuffled = ends[:]
         random.shuffle(shuffled)
         clerk = Clerk(f"clerk-{clerk_id}", [KvClient(end) for end in shuffled])
@@ -377,7 +399,17 @@ class Config(Cluster[KvNode]):
             write_html(result, page, title=self.test_name)
         except OSError as exc:  # the verdict matters more than the files
             return f"\n(could not save the history in {self.failure_dir}: {exc})"
+        self.linearizability_page = page  # the timeline page links to it
         return f"\nvisualization: {page.resolve()}\nhistory: {history.resolve()}"
+
+    def _timeline_ops(self) -> list[tuple]:
+        """The clerks' calls as timeline events (times on the timeline's clock)."""
+        events = []
+        for op in self.history.operations():
+            ret = None if op.return_time == math.inf else op.return_time
+            events.append(("op", op.call_time, op.client, op.input.op, op.input.key,
+                           op.input.value, op.output, ret))
+        return events
 
     # --- teardown (called by lab_harness's cleanup) -----------------------------------------------
 

@@ -29,7 +29,8 @@ ONE_KEY_APPENDS = 10            # appends per clerk
 ONE_PARTITION_SERVERS = 5
 MINORITY_WAIT = 1.0             # a minority's Put and Get must not complete within this
 HEAL_SETTLE = ELECTION_TIMEOUT  # after the heal, time for the servers to agree on a new term,
-HEAL_COMPLETION_TIMEOUT = 3.0   # ... then both must complete within this (MIT requires only the Put)
+HEAL_COMPLETION_TIMEOUT = 3.0   # ... then both must complete within this (MIT requires only the
+                                # Put)
 
 
 def test_basic_3a(make_config):
@@ -139,6 +140,65 @@ def test_one_partition_3a(make_config):
 
     check(cfg, ck, "1", "15")
 
+    cfg.end()
+
+
+REPLACED_MAJORITY_APPENDS = 6  # entries the majority commits while the old leader is cut off
+REPLACED_MINORITY_CLERKS = 3   # clerks whose appends the old leader may start at those indexes
+REPLACED_PENDING_WAIT = 0.3    # heal while their first attempt is still waiting (well under 1 s)
+REPLACED_ONE_WAY_HEAL = 0.5    # the majority reaches the minority this long before the reverse
+
+
+def test_minority_requests_overwritten_3a(make_config):
+    """Clerks of the minority send appends to the old leader shortly before the heal. A Raft
+    without check quorum still leads there and starts them at indexes that the majority has
+    meanwhile filled with other appends; after the heal the old leader applies those other
+    entries at the indexes its clerks wait on. A server must answer "success" only for a command
+    it applied as its own: each minority append must end up in the value exactly once."""
+    cfg = make_config(ONE_PARTITION_SERVERS)
+    ck = cfg.make_client(cfg.all())
+    ck.put("k", "")
+    cfg.begin(f"Test: minority requests overwritten by a new leader ({PART})")
+
+    majority, minority = cfg.make_partition()  # the current leader ends up in the minority
+    cfg.partition(majority, minority)
+    majority_client = REPLACED_MINORITY_CLERKS  # clients 0.. are the minority's clerks
+    ckp1 = cfg.make_client(majority)
+    for n in range(REPLACED_MAJORITY_APPENDS):
+        ckp1.append("k", append_value(majority_client, n))
+
+    minority_clerks = [cfg.make_client(minority) for _ in range(REPLACED_MINORITY_CLERKS)]
+    done = [threading.Event() for _ in minority_clerks]
+
+    def minority_append(client: int) -> None:
+        minority_clerks[client].append("k", append_value(client, 0))
+        done[client].set()
+
+    appenders = [cfg.spawn(minority_append, client, name=f"tester-minority-append-{client}")
+                 for client in range(REPLACED_MINORITY_CLERKS)]
+    cfg.sleep(REPLACED_PENDING_WAIT)
+    if any(event.is_set() for event in done):
+        cfg.fail("an Append in the minority completed")
+
+    # Heal in two steps. First only the majority reaches the minority: the old leader learns
+    # of the new term from the new leader's AppendEntries, which also bring the entries that
+    # replace its own, rather than from the replies to its own heartbeats, which carry no entries.
+    cfg.connect_one_way(majority, minority)
+    cfg.sleep(REPLACED_ONE_WAY_HEAL)
+    cfg.connect_all()
+    for clerk in minority_clerks:
+        cfg.connect_client(clerk, cfg.all())
+    budget = REPLACED_ONE_WAY_HEAL + HEAL_SETTLE + HEAL_COMPLETION_TIMEOUT
+    deadline = time.monotonic() + budget
+    for client, event in enumerate(done):
+        if not event.wait(max(0.0, deadline - time.monotonic())):
+            cfg.fail(f"minority client {client}'s Append did not complete within {budget:.0f} s "
+                     "of the heal")
+    for appender in appenders:
+        appender.join()
+
+    counts = [1] * REPLACED_MINORITY_CLERKS + [REPLACED_MAJORITY_APPENDS]
+    check_concurrent_appends(cfg, ck.get("k"), counts)
     cfg.end()
 
 
