@@ -1,16 +1,19 @@
 """Lab 3: the clerk, the client library of the KV service.
 
-A clerk sends one request at a time and retries until some server, the leader, applies it.
-Each request carries the clerk's name and a sequence number so that a retry of a request the
-service already applied is recognised and not applied twice.
+The tester makes a `Clerk` for each client of the service and calls its get, put and append;
+each returns only once the service applied the operation, exactly once (docs/lab3-kvraft.md).
 """
 
 from __future__ import annotations
 
+### BEGIN SOLUTION 3A
 import itertools
+### END SOLUTION
 import logging
 import time
+### BEGIN SOLUTION 3A
 import uuid
+### END SOLUTION
 
 from labrpc import RpcError
 from proto.kvraftpb import GetRequest, KvClient, Op, PutAppendRequest

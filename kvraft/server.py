@@ -1,9 +1,9 @@
 """Lab 3: a fault-tolerant key/value server replicated with Raft (3A), with snapshots (3B).
 
-Every Get, Put and Append becomes a `Command` in the Raft log. A handler starts its command,
-then waits until the apply loop has applied the entry at that index: if the entry there is its
-own command it answers, otherwise leadership moved and the clerk must retry elsewhere.
-Duplicates (a clerk retrying after a lost reply) are recognised by (client, seq) and applied once.
+The tester makes one `KvServer` per server and reaches it through `Node`: the clerks' RPCs
+arrive at `Node.get` and `Node.put_append`, and the other servers' Raft peers talk to `kv.rf`.
+What the server must guarantee (every operation through the log, each clerk request applied
+once, linearizable answers) is in docs/lab3-kvraft.md; how to get there is yours to design.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import logging
 import queue
 import threading
 import time
+### BEGIN SOLUTION 3A
 from dataclasses import dataclass, field
+### END SOLUTION
 
 import labcodec
 from proto.kvraftpb import GetReply, GetRequest, PutAppendReply, PutAppendRequest
@@ -50,7 +52,7 @@ class _Waiter:
 
 
 class KvServer:
-    """The state machine: a dict, the last request applied per clerk, and the apply loop."""
+    """One server of the service: the key/value state machine and its Raft peer, `self.rf`."""
 
     def __init__(self, servers: list[RaftClient], me: int, persister: Persister,
                  maxraftstate: int | None) -> None:

@@ -19,7 +19,7 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 class _Cluster:
-    """A bare cluster of reference peers on one network, without the tester's checks."""
+    """A bare cluster of this tree's Raft peers on one network, without the tester's checks."""
 
     def __init__(self, servers: int, reliable: bool = True) -> None:
         import labrpc
@@ -61,16 +61,20 @@ class _Cluster:
 
 
 def agreement_latency(servers: int = 3, commands: int = AGREEMENTS) -> dict[str, float]:
-    """Milliseconds from `start()` until every server has applied the command, one at a time."""
-    from proto.raftpb import LogEntry
+    """Milliseconds from `start()` until every server has applied the command, one at a time.
+    The commands are the benchmark's own message: the Raft under test may name its messages as
+    it likes."""
+    from labs.bench import BENCH_PROTO
+    from proto.compiler import load_proto
 
+    command = load_proto(BENCH_PROTO).BenchCommand
     cluster = _Cluster(servers)
     try:
         leader = cluster.wait_for_leader()
         latencies = []
         for k in range(commands):
             began = time.perf_counter()
-            index, _ = leader.start(LogEntry(term=k))
+            index, _ = leader.start(command(n=k))
             for q in cluster.apply_queues:
                 while q.get(timeout=5).index != index:
                     pass

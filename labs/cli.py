@@ -131,6 +131,13 @@ def _add_instructor_commands(commands) -> None:
         parser.set_defaults(func=getattr(module, command))
 
 
+def _add_cluster_commands(commands) -> None:
+    # `labs cluster` and `labs kv`: the lab code as a real cluster (cluster/, docs/cluster.md)
+    from cluster.command import add_commands
+
+    add_commands(commands)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labs", description="raftlabs tools")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -157,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     handout.set_defaults(func=_cmd_handout)
 
     _add_instructor_commands(commands)
+    _add_cluster_commands(commands)
 
     test = commands.add_parser(
         "test", help="run tests many times in parallel; keep the logs of failed runs",

@@ -21,13 +21,17 @@ docs/instructors.md, which the handout leaves out.
 
 from __future__ import annotations
 
+import argparse
 import ast
+import io
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
-from collections.abc import Callable
+import tokenize
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -35,7 +39,8 @@ from urllib.parse import unquote
 __all__ = [
     "STUDENT_FILES", "INSTRUCTOR_ONLY", "MarkerError", "Region", "find_regions",
     "strip_python", "strip_proto", "strip_file", "strip_instructor_passages", "build_handout",
-    "check_handout", "solution_identifiers", "commit_to_branch",
+    "check_handout", "solution_identifiers", "solution_names", "solution_thread_names",
+    "TAUGHT_NAMES", "commit_to_branch",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -252,31 +257,177 @@ def strip_instructor_passages(text: str, path: str = "<text>") -> str:
     return "".join(kept)
 
 
+# Names the student guides teach on purpose although only the solution declares them: the RPCs
+# and messages of Figures 2 and 13 (the guides tell students to declare AppendEntries and
+# InstallSnapshot), their fields and Figure 2's state in snake_case, and the message the
+# `_persist` stub suggests. Every other name a solution region declares is a leak outside it.
+TAUGHT_NAMES = frozenset({
+    "AppendEntries", "AppendEntriesArgs", "AppendEntriesReply", "append_entries",
+    "InstallSnapshot", "InstallSnapshotArgs", "InstallSnapshotReply", "install_snapshot",
+    "term", "candidate_id", "last_log_index", "last_log_term", "vote_granted",
+    "leader_id", "prev_log_index", "prev_log_term", "entries", "leader_commit", "success",
+    "last_included_index", "last_included_term",
+    "current_term", "voted_for", "log", "commit_index", "last_applied", "next_index",
+    "match_index", "PersistentState",
+})
+
+
+def _python_bindings(text: str, every_scope: bool) -> list[tuple[int, str]]:
+    """(line, name) for every name a Python file binds: functions, classes, assignment targets,
+    attributes set on `self`; with `every_scope`, also parameters, locals, loop and `with`
+    targets and attributes set on anything (the framework binds them all). Imports are not
+    bindings here: importing a solution name is using it."""
+    found: list[tuple[int, str]] = []
+    tree = ast.parse(text)
+
+    def target_names(target: ast.AST, in_function: bool) -> None:
+        for node in ast.walk(target):
+            if isinstance(node, ast.Name) and (every_scope or not in_function):
+                found.append((node.lineno, node.id))
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and (
+                    every_scope or (isinstance(node.value, ast.Name) and node.value.id == "self")):
+                found.append((node.lineno, node.attr))
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                if every_scope or not in_function:
+                    found.append((child.lineno, child.name))
+                if every_scope and not isinstance(child, ast.ClassDef):
+                    arguments = child.args
+                    for arg in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                                arguments.vararg, arguments.kwarg):
+                        if arg is not None:
+                            found.append((arg.lineno, arg.arg))
+                visit(child, in_function or not isinstance(child, ast.ClassDef))
+                continue
+            if isinstance(child, ast.Assign):
+                for target in child.targets:
+                    target_names(target, in_function)
+            elif isinstance(child, (ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor,
+                                    ast.NamedExpr, ast.comprehension)):
+                target_names(child.target, in_function)
+            elif isinstance(child, ast.withitem) and child.optional_vars is not None:
+                target_names(child.optional_vars, in_function)
+            elif isinstance(child, ast.ExceptHandler) and child.name and every_scope:
+                found.append((child.lineno, child.name))
+            elif isinstance(child, ast.Lambda) and every_scope:
+                found.extend((a.lineno, a.arg) for a in child.args.args)
+            visit(child, in_function)
+
+    visit(tree, False)
+    return found
+
+
+# A proto declaration: message/enum/service name, rpc name, field name or enum value name.
+_PROTO_BINDING = re.compile(
+    r"^\s*(?:message|enum|service)\s+(\w+)|^\s*rpc\s+(\w+)"
+    r"|^\s*(?:(?:repeated|optional)\s+)?(?:map\s*<[^>]*>|[\w.]+)\s+(\w+)\s*=\s*\d"
+    r"|^\s*(\w+)\s*=\s*-?\d")
+
+
+def _proto_bindings(text: str) -> list[tuple[int, str]]:
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _PROTO_BINDING.match(line.split("//", 1)[0])
+        if match:
+            found.append((number, next(g for g in match.groups() if g)))
+    return found
+
+
+def _bindings(text: str, relative: str, every_scope: bool) -> list[tuple[int, str]]:
+    if relative.endswith(".py"):
+        return _python_bindings(text, every_scope)
+    if relative.endswith(".proto"):
+        return _proto_bindings(text)
+    return []
+
+
+def solution_names(root: Path = REPO_ROOT) -> dict[str, str]:
+    """The names only the solution declares, each with the student file that declares it.
+
+    A name is the solution's if a solution region binds it (a module- or class-level def, class
+    or assignment, an attribute set on `self`, a proto message, enum, enum value, field or rpc),
+    and nothing outside the solution regions binds it: neither the rest of the student files nor
+    any framework file of the handout (where parameters and locals count too, so that a test's
+    local `entry` makes `entry` the framework's word). Importing a name is not binding it: a
+    benchmark that imports the solution's `LogEntry` uses a solution name. TAUGHT_NAMES are
+    exempt."""
+    inside: dict[str, str] = {}
+    outside: set[str] = set()
+    for relative in STUDENT_FILES:
+        text = (root / relative).read_text(encoding="utf-8")
+        in_region: set[int] = set()
+        for region in find_regions(text, relative):
+            in_region.update(range(region.begin, region.end + 1))
+        for number, name in _bindings(text, relative, every_scope=False):
+            if number in in_region:
+                inside.setdefault(name, relative)
+        outside.update(name for number, name in _bindings(text, relative, every_scope=True)
+                       if number not in in_region)
+    for relative in _tracked_files(root, untracked=False):
+        if relative in STUDENT_FILES or not _in_handout(relative):
+            continue
+        if relative.endswith((".py", ".proto")):
+            text = (root / relative).read_text(encoding="utf-8", errors="replace")
+            try:
+                outside.update(name for _, name in _bindings(text, relative, every_scope=True))
+            except SyntaxError:
+                continue  # not Python the generator can read; the handout's tests will say so
+    return {name: source for name, source in inside.items()
+            if name not in outside and name not in TAUGHT_NAMES and not name.startswith("__")}
+
+
 def solution_identifiers(root: Path = REPO_ROOT) -> set[str]:
-    """Names defined (def/class/attribute/assignment) only inside solution regions: none of them
-    may appear in the handout."""
-    inside, outside = set(), set()
-    name = re.compile(r"(?:def|class)\s+(\w+)|self\.(\w+)\s*[:=]|^\s*(\w+)\s*[:=]")
+    """The names of `solution_names`, without where they come from."""
+    return set(solution_names(root))
+
+
+def solution_thread_names(root: Path = REPO_ROOT) -> list[re.Pattern[str]]:
+    """Patterns of the names the solution gives its threads (`name=f"raft-S{self.me}-{role}"`
+    in a solution region matches `raft-S0-ticker`): a thread dump of the reference solution
+    shows its design."""
+    patterns = []
     for relative in STUDENT_FILES:
         if not relative.endswith(".py"):
             continue
-        text = (root / relative).read_text()
-        regions = find_regions(text, relative)
-        in_region = set()
-        for region in regions:
+        text = (root / relative).read_text(encoding="utf-8")
+        in_region: set[int] = set()
+        for region in find_regions(text, relative):
             in_region.update(range(region.begin, region.end + 1))
-        for number, line in enumerate(text.splitlines(), start=1):
-            for match in name.finditer(line):
-                ident = next(g for g in match.groups() if g)
-                (inside if number in in_region else outside).add(ident)
-    # Short or common names could appear by coincidence (in comments, other files); only
-    # distinctive ones are a reliable sign of leaked solution code.
-    return {i for i in inside - outside if len(i) >= 8 and not i.startswith("__")}
+        for node in ast.walk(ast.parse(text)):
+            if not (isinstance(node, ast.Call) and node.lineno in in_region):
+                continue
+            for keyword in node.keywords:
+                if keyword.arg == "name" and isinstance(keyword.value,
+                                                        (ast.JoinedStr, ast.Constant)):
+                    pattern = _string_pattern(keyword.value)
+                    if pattern is not None:
+                        patterns.append(re.compile(pattern))
+    return patterns
 
 
-def _tracked_files(root: Path) -> list[str]:
+def _string_pattern(node: ast.AST) -> str | None:
+    """A regex for the strings an f-string (or a constant) can produce; None for one with too
+    little constant text to be recognisable (fewer than 4 letters)."""
+    parts = node.values if isinstance(node, ast.JoinedStr) else [node]
+    pattern, letters = "", 0
+    for part in parts:
+        if isinstance(part, ast.Constant) and isinstance(part.value, str):
+            pattern += re.escape(part.value)
+            letters += sum(c.isalpha() for c in part.value)
+        else:
+            pattern += r"[\w.-]+"
+    return rf"\b{pattern}" if letters >= 4 else None
+
+
+def _tracked_files(root: Path, untracked: bool = True) -> list[str]:
+    """The repository's files that exist on disk: those git tracks, and with `untracked` also
+    the untracked ones that .gitignore does not exclude (a mutant's scratch copy wants the
+    work in progress; a handout must never take a stray file of the instructor's)."""
+    others = ["--others", "--exclude-standard"] if untracked else []
     listing = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        ["git", "ls-files", "--cached", *others, "-z"],
         cwd=root, check=True, capture_output=True,
     ).stdout.decode().split("\0")
     return sorted(f for f in listing if f and (root / f).is_file())
@@ -299,7 +450,7 @@ def build_handout(out_dir: Path, root: Path = REPO_ROOT, init_git: bool = True) 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} is not empty")
-    files = [f for f in _tracked_files(root) if _in_handout(f)]
+    files = [f for f in _tracked_files(root, untracked=False) if _in_handout(f)]
     for relative in files:
         target = out_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -310,7 +461,8 @@ def build_handout(out_dir: Path, root: Path = REPO_ROOT, init_git: bool = True) 
             target.write_text(strip_instructor_passages(text, relative), encoding="utf-8")
         else:
             shutil.copy2(root / relative, target)
-    problems = check_handout(out_dir, solution_identifiers(root))
+    problems = check_handout(out_dir, solution_names(root), solution_thread_names(root),
+                             machine_paths=(str(root.resolve()),))
     if problems:
         raise MarkerError("the handout is not fit to hand out:\n" + "\n".join(problems))
     if init_git:
@@ -318,27 +470,123 @@ def build_handout(out_dir: Path, root: Path = REPO_ROOT, init_git: bool = True) 
     return files
 
 
-def check_handout(out_dir: Path, identifiers: set[str]) -> list[str]:
-    """What makes a handout unfit: markers left over, solution-only names present (they would
-    leak the solution), relative Markdown links to files the handout lacks."""
+def check_handout(out_dir: Path, identifiers: Mapping[str, str] | Iterable[str],
+                  thread_names: Iterable[re.Pattern[str]] = (),
+                  machine_paths: Iterable[str] = ()) -> list[str]:
+    """What makes a handout unfit, as `file:line: problem` lines, for every file of it (text of
+    any kind; binary files are skipped):
+
+    * a solution or instructor marker left over;
+    * a solution name (`solution_names`; a mapping also says which student file declares it).
+      Names with an underscore, a digit or a capital inside (`_run_ticker`, `LogEntry`,
+      `last_seq`) count wherever they appear as a word; plain words (`Command`, `seq`,
+      `waiter`) only where they are code: Python and .proto code outside comments and strings,
+      Markdown code blocks, and `code spans` anywhere (comments and docstrings included);
+    * a thread name the solution gives its threads (`raft-S0-ticker`);
+    * an absolute path of the instructor's checkout (`machine_paths`);
+    * in Markdown, a relative link to a file the handout lacks.
+    """
+    sources = dict(identifiers) if isinstance(identifiers, Mapping) else dict.fromkeys(identifiers)
+    distinctive = {name for name in sources if not _is_plain_word(name)}
+    plain = set(sources) - distinctive
+    patterns = list(thread_names)
+    paths = [path for path in machine_paths if path and path != "/"]
     problems = []
-    for path in sorted(p for p in Path(out_dir).rglob("*") if p.is_file() and ".git" not in p.parts):
-        if path.suffix not in (".py", ".proto", ".md", ".txt", ".cfg", ".toml", ""):
-            continue
-        text = path.read_text(errors="replace")
-        relative = path.relative_to(out_dir)
-        if str(relative) == "labs/handout.py":
-            continue  # the generator names its own markers
+    files = (p for p in Path(out_dir).rglob("*") if p.is_file() and ".git" not in p.parts)
+    for path in sorted(files):
+        raw = path.read_bytes()
+        if b"\0" in raw[:8192]:
+            continue  # binary
+        text = raw.decode("utf-8", errors="replace")
+        relative = path.relative_to(out_dir).as_posix()
         for number, line in enumerate(text.splitlines(), start=1):
             if any(marker.match(line) for marker in _MARKERS):
                 problems.append(f"{relative}:{number}: marker left in the handout: {line.strip()}")
+            for pattern in patterns:
+                for match in pattern.finditer(line):
+                    problems.append(f"{relative}:{number}: thread name of the solution "
+                                    f"{match.group()!r}")
+            for machine_path in paths:
+                if machine_path in line:
+                    problems.append(f"{relative}:{number}: absolute path of the instructor's "
+                                    f"checkout {machine_path!r}")
+            if path.suffix == ".md":
+                for match in _MACHINE_PATH.finditer(line):
+                    if any(match.group().startswith(machine_path) for machine_path in paths):
+                        continue  # reported above
+                    problems.append(f"{relative}:{number}: absolute path of a machine "
+                                    f"{match.group()!r} (show paths relative to the checkout)")
+        seen: set[tuple[int, str]] = set()
+        for number, word, is_code in _words(text, relative):
+            if (word in distinctive or (is_code and word in plain)) and (number, word) not in seen:
+                seen.add((number, word))
+                source = sources[word]
+                source = f" (declared in {source}'s solution regions)" if source else ""
+                problems.append(f"{relative}:{number}: solution name {word!r}{source}")
         if path.suffix == ".md":
             problems += _broken_links(text, path, Path(out_dir))
-        if str(relative) in STUDENT_FILES:
-            words = set(re.findall(r"\w+", text))
-            for ident in sorted(identifiers & words):
-                problems.append(f"{relative}: solution-only name {ident!r} survives")
     return problems
+
+
+_WORD = re.compile(r"[A-Za-z_]\w*")
+# A path on someone's machine, in a guide: a home, scratch or checkout directory. (/dev/null and
+# the like are no one's machine.)
+_MACHINE_PATH = re.compile(r"(?<![\w.~/-])/(?:home|Users|root|tmp|work|private|var/folders|opt)"
+                           r"/[\w.~/-]*")
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+_CODE_BLOCK_LANGUAGES = ("python", "py", "proto", "protobuf")
+
+
+def _is_plain_word(name: str) -> bool:
+    """`seq`, `Command`: could be an English word. `last_seq`, `LogEntry`, `GET`: cannot."""
+    return re.fullmatch(r"[A-Za-z][a-z]*", name) is not None
+
+
+def _prose_words(text: str, first_line: int) -> Iterator[tuple[int, str, bool]]:
+    """Words of prose (a comment, a docstring, Markdown text): code only inside `code spans`."""
+    for offset, line in enumerate(text.split("\n")):
+        spans = [span.span(1) for span in _CODE_SPAN.finditer(line)]
+        for match in _WORD.finditer(line):
+            in_span = any(a <= match.start() < b for a, b in spans)
+            yield first_line + offset, match.group(), in_span
+
+
+def _words(text: str, relative: str) -> Iterator[tuple[int, str, bool]]:
+    """(line, word, is_code) for every word of a handout file."""
+    if relative.endswith(".py"):
+        try:
+            tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+        except (tokenize.TokenError, SyntaxError):
+            tokens = None
+        if tokens is not None:
+            prose = {tokenize.STRING, tokenize.COMMENT, getattr(tokenize, "FSTRING_MIDDLE", -1)}
+            for token in tokens:
+                if token.type == tokenize.NAME:
+                    yield token.start[0], token.string, True
+                elif token.type in prose:
+                    yield from _prose_words(token.string, token.start[0])
+            return
+    if relative.endswith(".md"):
+        # A block tagged as Python or protobuf is code; an untagged or shell block mixes
+        # commands with their output, which is prose ("the prefix has 2 of 3 operations").
+        block: str | None = None
+        for number, line in enumerate(text.splitlines(), start=1):
+            fence = re.match(r"\s*(```|~~~)\s*(\w*)", line)
+            if fence:
+                block = None if block is not None else fence.group(2).lower()
+                continue
+            if block in _CODE_BLOCK_LANGUAGES:
+                yield from ((number, m.group(), True) for m in _WORD.finditer(line))
+            else:
+                yield from _prose_words(line, number)
+        return
+    if relative.endswith(".proto"):
+        for number, line in enumerate(text.splitlines(), start=1):
+            code, _, comment = line.partition("//")
+            yield from ((number, m.group(), True) for m in _WORD.finditer(code))
+            yield from _prose_words(comment, number)
+        return
+    yield from _prose_words(text, 1)
 
 
 def _broken_links(text: str, path: Path, out_dir: Path) -> list[str]:
@@ -403,3 +651,29 @@ def _branch_tip(branch: str, root: Path) -> str | None:
     found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
                            cwd=root, capture_output=True, text=True)
     return found.stdout.strip() if found.returncode == 0 else None
+
+
+def add_handout_arguments(parser: argparse.ArgumentParser) -> None:
+    """`labs handout`'s arguments."""
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("out_dir", nargs="?", help="an empty or new directory for the handout")
+    target.add_argument("--branch", metavar="NAME",
+                        help="commit the handout to branch NAME of this repo (a root commit, "
+                        "then one commit per changed handout; never solution history)")
+
+
+def handout_command(args: argparse.Namespace) -> int:
+    """`labs handout`: 0 when the handout was written, 1 when it is unfit (the problems go to
+    stderr)."""
+    try:
+        if args.branch:
+            commit = commit_to_branch(args.branch)
+            print(f"handout committed to branch {args.branch} ({commit[:12]}); "
+                  "its history holds handouts only")
+        else:
+            files = build_handout(Path(args.out_dir))
+            print(f"handout written to {args.out_dir}: {len(files)} files, one git commit")
+    except (MarkerError, FileExistsError) as exc:
+        print(f"labs handout: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -207,10 +207,11 @@ def run_once(run: Run, root: Path, scratch: Path, output: Path, timeout: float,
     assignments = "".join(f"{name}={value} " for name, value in extra_env.items())
     reproduce = reproduce or f"labs test {run.test.name} --seed {run.seed} -n 1{options}"
     timed_out = False
+    where = _display_path(root)  # relative to where the tool runs: a log names no machine
     with open(log_path, "w") as log:
         log.write(f"# {tool}: {run.test.name}, run {run.number}, seed {run.seed}\n"
                   f"# run:       {assignments}{SEED_ENV}={run.seed} python -m pytest "
-                  f"{' '.join((*_PYTEST_ARGS, *pytest_args))} {run.test.nodeid}   (in {root})\n"
+                  f"{' '.join((*_PYTEST_ARGS, *pytest_args))} {run.test.nodeid}   (in {where})\n"
                   f"# reproduce: {reproduce}\n\n")
         log.flush()
         start = time.monotonic()
@@ -366,7 +367,8 @@ def run_tests(words: list[str], *, iterations: int, workers: int, output: Path,
     default_tests_dir = (REPO_ROOT / "tests").resolve()
     tests_dir = (tests_dir or default_tests_dir).resolve()
     root = tests_dir.parent
-    options = "" if tests_dir == default_tests_dir else f" --tests-dir {tests_dir}"
+    # Relative to where `labs test` runs, as the logs' paths are: a log then names no machine.
+    options = "" if tests_dir == default_tests_dir else f" --tests-dir {_display_path(tests_dir)}"
     if iterations < 1 or workers < 1 or timeout <= 0:
         console.print("labs test: -n, -p and --timeout must be positive", style="red")
         return 2

@@ -3,7 +3,8 @@ plus two signals the runner sends to a run that has hung, both answered in the r
 
 * SIGUSR1: faulthandler writes the stack of every thread. It works from C, so it answers even
   when every Python thread is stuck.
-* SIGUSR2: the names of the threads (`raft-S0-ticker`, ...) by the ids the stacks above show.
+* SIGUSR2: the names of the threads (`MainThread` and those your code names) by the ids the
+  stacks above show.
 
 Both write to a duplicate of file descriptor 2, taken before pytest starts: pytest's output
 capture swaps sys.stderr (and may redirect fd 2 itself), but not this duplicate.

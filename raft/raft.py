@@ -15,10 +15,14 @@ import queue
 import random
 import threading
 import time
+### BEGIN SOLUTION 2A
 from collections.abc import Callable
 from concurrent.futures import Future
+### END SOLUTION
 from dataclasses import dataclass
+### BEGIN SOLUTION 2A
 from enum import Enum
+### END SOLUTION
 
 import labcodec
 from labrpc import RpcError

@@ -2,9 +2,9 @@
 
     recorder = Recorder()
     # in each client thread:
-    with recorder.call(client_id, "append", key, value):
+    with recorder.call(client, "append", key, value):
         clerk.append(key, value)
-    with recorder.call(client_id, "get", key) as call:
+    with recorder.call(client, "get", key) as call:
         call.output = clerk.get(key)
     # at the end:
     result = check_kv(recorder.operations(), timeout=1.0)

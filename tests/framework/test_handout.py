@@ -19,6 +19,8 @@ from labs.handout import (
     commit_to_branch,
     find_regions,
     solution_identifiers,
+    solution_names,
+    solution_thread_names,
     strip_file,
     strip_instructor_passages,
     strip_proto,
@@ -148,6 +150,7 @@ def test_build_handout_stops_at_unbalanced_instructor_markers(tmp_path: Path):
     with pytest.raises(MarkerError, match=r"^README\.md:3: BEGIN INSTRUCTORS is never closed"):
         build_handout(tmp_path / "out", root, init_git=False)
 
+    subprocess.run(["git", "add", "."], cwd=root, check=True)
 
 def test_check_handout_reports_markdown_links_to_files_the_handout_lacks(tmp_path: Path):
     tree = tmp_path / "handout"
@@ -191,6 +194,7 @@ def test_handout_holds_no_marker_and_no_solution_only_name(handout: Path):
     raft_py = (handout / "raft/raft.py").read_text()
     for solution_only in ("_advance_commit_index", "_handle_append_entries", "HEARTBEAT_INTERVAL"):
         assert solution_only not in raft_py
+    assert _check(handout) == []
     assert 'raise NotImplementedError("Node.start (2B)")' in raft_py
 
 
@@ -310,3 +314,120 @@ def test_2a_only_student_sees_every_2b_test_fail_fast_at_start(student_2a: Path,
         text = " ".join((p.get("message") or "") + (p.text or "") for p in problems)
         assert "NotImplementedError" in text and "Node.start (2B)" in text, (
             f"{name} did not fail at the Node.start stub: {text[:300]}")
+
+
+# --- the leak check: every file of the handout, planted leaks of each kind -------------------
+
+
+def _check(tree: Path) -> list[str]:
+    """The generator's own check, as build_handout runs it."""
+    return check_handout(tree, solution_names(REPO_ROOT), solution_thread_names(REPO_ROOT),
+                         machine_paths=(str(REPO_ROOT.resolve()),))
+
+
+def test_solution_names_are_what_only_the_solution_declares():
+    names = solution_names(REPO_ROOT)
+    # Python methods, threads' targets, module constants; proto messages, fields, enum values
+    for leak in ("_run_ticker", "_handle_append_entries", "ELECTION_TIMEOUT_MIN", "_Waiter",
+                 "LogEntry", "KvSnapshot", "Command", "last_seq", "seq", "conflict_term"):
+        assert leak in names, leak
+    assert names["LogEntry"] == "proto/raft.proto" and names["_run_ticker"] == "raft/raft.py"
+    # the guides teach Figure 2's names; the stubs and the framework declare the others
+    for public in ("AppendEntriesArgs", "prev_log_index", "voted_for", "term", "Node", "kill",
+                   "apply_ch", "GetRequest", "key", "rf", "Clerk", "debug"):
+        assert public not in names, public
+    assert any(p.search("raft-S0-replicator-1") for p in solution_thread_names(REPO_ROOT))
+
+
+@pytest.fixture()
+def scratch(handout: Path, tmp_path: Path) -> Path:
+    """A copy of the real handout to plant leaks in."""
+    tree = tmp_path / "raftlabs"
+    shutil.copytree(handout, tree, ignore=shutil.ignore_patterns(".git"))
+    return tree
+
+
+def _plant(tree: Path, relative: str, text: str) -> int:
+    """Append `text` (one line) to a handout file, or create it; return its line number."""
+    path = tree / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    before = path.read_text(encoding="utf-8") if path.exists() else ""
+    if before and not before.endswith("\n"):
+        before += "\n"
+    path.write_text(before + text + "\n", encoding="utf-8")
+    return before.count("\n") + 1
+
+
+@pytest.mark.parametrize("relative, line, problem", [
+    # a guide naming a private method of the reference
+    ("docs/tools.md", "  File \"raft/raft.py\", line 588 in _run_ticker",
+     "solution name '_run_ticker' (declared in raft/raft.py's solution regions)"),
+    # a guide naming the solution's message in a code span: a plain word, but code there
+    ("docs/lab3-kvraft.md", "Every operation becomes a `Command` in the log.",
+     "solution name 'Command' (declared in proto/kvraft.proto's solution regions)"),
+    # a benchmark building the solution's message
+    ("labs/bench_raft.py", "from proto.raftpb import LogEntry",
+     "solution name 'LogEntry' (declared in proto/raft.proto's solution regions)"),
+    # a test reaching into the solution's internals
+    ("tests/raft/raft_harness.py", "REPLY = cfg.rafts[0].raft._handle_append_entries",
+     "solution name '_handle_append_entries' (declared in raft/raft.py's solution regions)"),
+    # a framework proto declaring the solution's message; a short field name used as code
+    ("tests/framework/protos/fixture.proto", "message KvSnapshot { uint64 x = 1; }",
+     "solution name 'KvSnapshot' (declared in proto/kvraft.proto's solution regions)"),
+    ("proto/kvraft.proto", "message Probe { uint64 seq = 1; }",
+     "solution name 'seq' (declared in proto/kvraft.proto's solution regions)"),
+    ("labs/bench_kv.py", "request.seq = 1",
+     "solution name 'seq' (declared in proto/kvraft.proto's solution regions)"),
+    # a stub's docstring or comment giving away the design
+    ("kvraft/server.py", "# duplicates are found by last_seq",
+     "solution name 'last_seq' (declared in kvraft/server.py's solution regions)"),
+    # a thread dump of the reference, and paths of the machine it ran on
+    ("docs/tools.md", "  0x00007f42fe4116c0  raft-S0-replicator-1",
+     "thread name of the solution 'raft-S0-replicator-1'"),
+    ("docs/tools.md", f"  File \"{REPO_ROOT.resolve()}/labrpc/network.py\", line 5",
+     f"absolute path of the instructor's checkout '{REPO_ROOT.resolve()}'"),
+    ("docs/lab2-raft.md", "  File \"/home/alice/raftlabs/raft/raft.py\", line 5",
+     "absolute path of a machine '/home/alice/raftlabs/raft/raft.py' (show paths relative to "
+     "the checkout)"),
+    # a marker the generator missed
+    ("labs/debug.py", "### BEGIN SOLUTION 2A",
+     "marker left in the handout: ### BEGIN SOLUTION 2A"),
+])
+def test_each_planted_leak_fails_the_check_naming_file_and_line(scratch: Path, relative: str,
+                                                                 line: str, problem: str):
+    number = _plant(scratch, relative, line)
+    assert _check(scratch) == [f"{relative}:{number}: {problem}"]
+
+
+def test_words_that_are_only_english_are_no_leak(scratch: Path):
+    """Plain words the solution also declares (`seq`, `command`, `has`, `role`) count only as
+    code; a new package of ordinary code (as other issues add) passes."""
+    _plant(scratch, "docs/lab3-kvraft.md", "Each command has a role; a seq of requests.")
+    _plant(scratch, "docs/tools.md", "```\nthe prefix has 2 of 3 operations; Command line\n```")
+    _plant(scratch, "cluster/node.py", "\n".join([
+        '"""A node process of a cluster: the term, the log entries and the clerk requests."""',
+        "def serve(entries: list, term: int, client: str) -> None:",
+        "    for entry in entries:",
+        "        print(term, client, entry)",
+    ]))
+    assert _check(scratch) == []
+
+
+def test_build_handout_refuses_a_leak_and_takes_no_untracked_file(tmp_path: Path):
+    root = tmp_path / "repo"
+    for relative in STUDENT_FILES:
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / relative, root / relative)
+    (root / "README.md").write_text("# labs\n")
+    (root / ".gitignore").write_text("ignored.txt\n")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "."], cwd=root, check=True)
+    (root / "notes.md").write_text("my notes: `_run_ticker` hangs\n")  # untracked, not ignored
+    (root / "ignored.txt").write_text("ignored\n")
+    files = build_handout(tmp_path / "out", root, init_git=False)
+    assert "notes.md" not in files and not (tmp_path / "out" / "notes.md").exists()
+    assert not (tmp_path / "out" / "ignored.txt").exists()
+
+    subprocess.run(["git", "add", "notes.md"], cwd=root, check=True)  # now it is the repo's
+    with pytest.raises(MarkerError, match=r"notes\.md:1: solution name '_run_ticker'"):
+        build_handout(tmp_path / "out2", root, init_git=False)
