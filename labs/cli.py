@@ -31,27 +31,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_benchmarks(only=args.only, output=Path(args.output))
 
 
-def _cmd_handout(args: argparse.Namespace) -> int:
-    try:
-        from labs.handout import MarkerError, build_handout, commit_to_branch
-    except ImportError:
-        print("labs handout: an instructor tool; this copy is a student handout", file=sys.stderr)
-        return 2
-
-    try:
-        if args.branch:
-            commit = commit_to_branch(args.branch)
-            print(f"handout committed to branch {args.branch} ({commit[:12]}); "
-                  "its history holds handouts only")
-        else:
-            files = build_handout(Path(args.out_dir))
-            print(f"handout written to {args.out_dir}: {len(files)} files, one git commit")
-    except (MarkerError, FileExistsError) as exc:
-        print(f"labs handout: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
 def _cmd_test(args: argparse.Namespace) -> int:
     from labs.repeat import DEFAULT_TIMEOUT, run_tests
 
@@ -103,8 +82,14 @@ def _timeout_seconds(text: str) -> float:
 
 
 # Instructor-only commands: (name, module, its argument adder, its command, help, description).
-# Their packages are left out of the student handout, so each is offered only where it imports.
+# Their modules are left out of the student handout (labs/handout.py INSTRUCTOR_ONLY), so each is
+# offered only where its module imports: `labs --help` in a handout lists only commands that
+# work there. A new instructor-only command belongs in this table, not in build_parser.
 _INSTRUCTOR_COMMANDS = (
+    ("handout", "labs.handout", "add_handout_arguments", "handout_command",
+     "write the student handout (solution regions replaced by stubs)",
+     "Write the student repository: every tracked file but the instructor-only ones, each "
+     "solution region replaced by a hint, checked for leaks. See docs/instructors.md."),
     ("grade", "labs.grading.command", "add_grade_arguments", "grade_command",
      "grade a submission (directory, git repo or archive); or write a Gradescope bundle",
      "Grade a student's submission: only the student files are taken, laid on the pristine "
@@ -124,7 +109,7 @@ def _add_instructor_commands(commands) -> None:
     for name, module_name, add_arguments, command, help_text, description in _INSTRUCTOR_COMMANDS:
         try:
             module = importlib.import_module(module_name)
-        except ImportError:  # the student handout carries no grader and no mutant corpus
+        except ImportError:  # the student handout carries none of them
             continue
         parser = commands.add_parser(name, help=help_text, description=description)
         getattr(module, add_arguments)(parser)
@@ -153,15 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", default=str(REPO_ROOT / "bench" / "results.json"),
                        help="where to write the metrics (default: bench/results.json)")
     bench.set_defaults(func=_cmd_bench)
-
-    handout = commands.add_parser(
-        "handout", help="write the student handout (solution regions replaced by stubs)")
-    target = handout.add_mutually_exclusive_group(required=True)
-    target.add_argument("out_dir", nargs="?", help="an empty or new directory for the handout")
-    target.add_argument("--branch", metavar="NAME",
-                        help="commit the handout to branch NAME of this repo (a root commit, then one "
-                        "commit per changed handout; never solution history)")
-    handout.set_defaults(func=_cmd_handout)
 
     _add_instructor_commands(commands)
     _add_cluster_commands(commands)

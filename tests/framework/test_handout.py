@@ -147,10 +147,10 @@ def test_build_handout_stops_at_unbalanced_instructor_markers(tmp_path: Path):
         shutil.copy2(REPO_ROOT / relative, root / relative)
     (root / "README.md").write_text("# labs\n\n<!-- BEGIN INSTRUCTORS -->\nsecret\n")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "."], cwd=root, check=True)
     with pytest.raises(MarkerError, match=r"^README\.md:3: BEGIN INSTRUCTORS is never closed"):
         build_handout(tmp_path / "out", root, init_git=False)
 
-    subprocess.run(["git", "add", "."], cwd=root, check=True)
 
 def test_check_handout_reports_markdown_links_to_files_the_handout_lacks(tmp_path: Path):
     tree = tmp_path / "handout"
@@ -191,10 +191,10 @@ def handout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_handout_holds_no_marker_and_no_solution_only_name(handout: Path):
     assert check_handout(handout, solution_identifiers(REPO_ROOT)) == []
+    assert _check(handout) == []
     raft_py = (handout / "raft/raft.py").read_text()
     for solution_only in ("_advance_commit_index", "_handle_append_entries", "HEARTBEAT_INTERVAL"):
         assert solution_only not in raft_py
-    assert _check(handout) == []
     assert 'raise NotImplementedError("Node.start (2B)")' in raft_py
 
 
