@@ -230,9 +230,21 @@ class Nemesis:
         except BaseException as exc:  # noqa: BLE001 - reported by run_check
             self.error = exc
 
+    def _await_leader(self, timeout: float = 10.0) -> int | None:
+        # Right after a fault the cluster may still be electing: aim at the next leader.
+        deadline = time.monotonic() + timeout
+        while not self._stop.is_set():
+            leader = self.cluster.leader()
+            if leader is not None or time.monotonic() > deadline:
+                return leader
+            self._stop.wait(0.1)
+        return None
+
     def _inject(self, kind: str) -> None:
         cluster = self.cluster
-        leader = cluster.leader()
+        leader = self._await_leader()
+        if self._stop.is_set():
+            return
         victim = leader if leader is not None else self._random.randrange(cluster.n)
         if kind == "partition":
             others = [i for i in range(cluster.n) if i != victim]
