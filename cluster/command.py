@@ -69,10 +69,12 @@ def _read_pid(path: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
-    from cluster.control import process_alive
-
-    if not process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
+    except PermissionError:
+        return True
     try:  # a zombie child of ours is dead for our purposes
         waited, _ = os.waitpid(pid, os.WNOHANG)
         return waited == 0

@@ -31,7 +31,7 @@ from cluster.clusterpb import AdminClient, StatusReply, StatusRequest
 from cluster.node import DEFAULT_MAXRAFTSTATE, read_cluster_file
 from cluster.transport import GrpcEnd, connect
 
-__all__ = ["LocalCluster", "NodeStatus", "query_status", "free_ports", "process_alive", "CLUSTER_FILE",
+__all__ = ["LocalCluster", "NodeStatus", "query_status", "free_ports", "CLUSTER_FILE",
            "FAULTS_FILE", "ClusterError"]
 
 CLUSTER_FILE = "cluster"
@@ -44,22 +44,6 @@ STOP_GRACE = 3.0
 
 class ClusterError(Exception):
     """A cluster command that cannot be done; the message says why."""
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` exists and is not a zombie (dead, waiting to be reaped: in a
-    container whose init does not reap, a killed orphan stays one)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): the signal test is all there is
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def free_ports(n: int) -> list[int]:

@@ -27,16 +27,12 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
 from enum import Enum
 from typing import Any, TextIO
 
 from labs.logsetup import parse_log_level
 
-__all__ = [
-    "Topic", "debug", "configure", "enabled_for", "parse_topics", "LINE", "add_listener",
-    "remove_listener",
-]
+__all__ = ["Topic", "debug", "configure", "enabled_for", "parse_topics", "LINE"]
 
 
 class Topic(Enum):
@@ -112,22 +108,6 @@ class _Config:
 
 _config = _Config(os.environ.get("LOG_LEVEL", ""), None)
 
-# Who else gets each line printed: a tester's timeline (labs/timeline), which puts the lines on
-# the peers' lanes of the page a failure leaves. Called with the line, after it is written.
-_listeners: list[Callable[[str], None]] = []
-
-
-def add_listener(listener: Callable[[str], None]) -> None:
-    """Also hand every line `debug` prints to `listener` (until `remove_listener`)."""
-    _listeners.append(listener)
-
-
-def remove_listener(listener: Callable[[str], None]) -> None:
-    try:
-        _listeners.remove(listener)
-    except ValueError:
-        pass
-
 
 def configure(spec: str | None = None, stream: TextIO | None = None) -> None:
     """Read LOG_LEVEL again (or use `spec`); write to `stream` instead of stderr if given."""
@@ -154,10 +134,7 @@ def debug(topic: Topic, fmt: str, *args: Any) -> None:
         return
     elapsed_ms = int((time.monotonic() - _START) * 1000)
     message = fmt % args if args else fmt
-    line = f"{elapsed_ms:06d} {topic.value} {message}\n"
-    config.write(line)
-    for listener in _listeners:
-        listener(line)
+    config.write(f"{elapsed_ms:06d} {topic.value} {message}\n")
 
 
 def parse_topics(text: str) -> set[Topic]:

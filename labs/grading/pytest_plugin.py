@@ -49,6 +49,7 @@ import _pytest.outcomes  # noqa: F401
 import _pytest.python  # noqa: F401
 import _pytest.reports  # noqa: F401
 import _pytest.runner  # noqa: F401
+import pluggy
 import pluggy._callers  # noqa: F401
 import pluggy._hooks  # noqa: F401
 import pytest
@@ -57,7 +58,8 @@ CHANNEL_ENV = "RAFTLABS_GRADE_CHANNEL"   # "<brief read fd>,<result write fd>"
 PLUGIN_MODULE = "raftlabs_grade_plugin"  # the name the grader loads this file under
 
 # pytest internals whose replacement would let a submission turn a failure into a pass.
-# `module:qualified.name`; a name this pytest does not have is skipped.
+# `module:qualified.name`. Every one must exist: a pytest or pluggy that renamed one would
+# otherwise weaken the watch without a word, so the plugin refuses to load (WatchError).
 WATCHED = (
     "_pytest.runner:call_and_report",
     "_pytest.runner:runtestprotocol",
@@ -77,6 +79,10 @@ WATCHED = (
     "pluggy._hooks:HookCaller.__call__",
     "pluggy._callers:_multicall",
 )
+
+
+class WatchError(RuntimeError):
+    """A WATCHED internal is missing from the installed pytest or pluggy."""
 
 
 # --- the wire format ------------------------------------------------------------------------------
@@ -154,13 +160,23 @@ def _fingerprint(value: Any) -> tuple:
     return id(value), id(getattr(inner, "__code__", None))
 
 
-def _snapshot() -> dict[str, tuple]:
+def _snapshot(watched: tuple[str, ...] = WATCHED) -> dict[str, tuple]:
+    """What each watched internal is now; raises WatchError, naming them, if any is missing."""
     snapshot = {}
-    for spec in WATCHED:
+    missing = []
+    for spec in watched:
         resolved = _resolve(spec)
-        if resolved is not None:
-            module, value = resolved
-            snapshot[spec] = (id(module), _fingerprint(value), value, module)
+        if resolved is None:
+            missing.append(spec)
+            continue
+        module, value = resolved
+        snapshot[spec] = (id(module), _fingerprint(value), value, module)
+    if missing:
+        raise WatchError(
+            f"the grader's anti-tamper plugin watches {', '.join(missing)}, which pytest "
+            f"{pytest.__version__} with pluggy {pluggy.__version__} does not have: find what "
+            "replaced it and update WATCHED in labs/grading/pytest_plugin.py, or install the "
+            "pytest and pluggy that setup.cfg pins")
     return snapshot
 
 
@@ -180,7 +196,8 @@ def _tampered() -> list[str]:
     changed = []
     for spec, (module_id, fingerprint, _value, _module) in _original.items():
         resolved = _resolve(spec)
-        if resolved is None or id(resolved[0]) != module_id or _fingerprint(resolved[1]) != fingerprint:
+        if (resolved is None or id(resolved[0]) != module_id
+                or _fingerprint(resolved[1]) != fingerprint):
             changed.append(spec)
     for name, fingerprint in _own_code.items():
         owner, _, attribute = name.rpartition(".")
@@ -216,14 +233,15 @@ def pytest_configure(config: Any) -> None:
     if config.pluginmanager is not _home:
         _anomalies.append("a second pytest session was started inside the run")
         return
-    config.pluginmanager.register(_Recorder(config), "raftlabs-grade-recorder")
+    config.pluginmanager.register(_Recorder(config, _channel), "raftlabs-grade-recorder")
 
 
 class _Recorder:
     """Registered with the run's own pytest only; records and reports its one session."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, channel: _Channel) -> None:
         self.config = config
+        self.channel = channel
         self.collected: list[str] = []
         self.phases: dict[str, dict[str, Any]] = {}
         self.finished = False
@@ -235,8 +253,8 @@ class _Recorder:
         """Keep exactly the test the brief names."""
         if config is not self.config:
             return
-        keep = [item for item in items if item.nodeid == _channel.expected]
-        drop = [item for item in items if item.nodeid != _channel.expected]
+        keep = [item for item in items if item.nodeid == self.channel.expected]
+        drop = [item for item in items if item.nodeid != self.channel.expected]
         if drop:
             config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -247,12 +265,12 @@ class _Recorder:
         if session.config is not self.config:
             return
         self.collected = [item.nodeid for item in session.items]
-        _channel.send("collected", tests=list(self.collected))
+        self.channel.send("collected", tests=list(self.collected))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item: Any, call: Any):
         report = yield
-        if item.config is self.config and item.nodeid == _channel.expected:
+        if item.config is self.config and item.nodeid == self.channel.expected:
             if getattr(getattr(item, "obj", None), "__code__", None) is not self.code:
                 self.code_changed = True
             self.phases[report.when] = {
@@ -267,7 +285,7 @@ class _Recorder:
         if session.config is not self.config or self.finished:
             return
         self.finished = True
-        _channel.send(
+        self.channel.send(
             "finish",
             exitstatus=int(exitstatus),
             collected=list(self.collected),
@@ -278,7 +296,7 @@ class _Recorder:
                                           if self.code_changed else []),
             test_code=None if self.code is None else {"file": self.code.co_filename,
                                                       "line": self.code.co_firstlineno},
-            modules=_module_files(_channel.student_modules),
+            modules=_module_files(self.channel.student_modules),
         )
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from labs.cli import main as labs_main
+from labs.grading import pytest_plugin
 from labs.grading.cpus import CpuBudget, cpu_warning, parse_cpu_max, usable_cpus
 from labs.grading.grader import REPO_ROOT, GradeOptions, Grader, GradeReport
 from labs.grading.gradescope import write_bundle
@@ -101,7 +102,8 @@ def pid_alive(pid: int) -> bool:
 
 # --- honest submissions ---------------------------------------------------------------------------
 
-def test_passing_submission_gets_full_marks_from_the_graded_tree(framework: Path, tmp_path: Path) -> None:
+def test_passing_submission_gets_full_marks_from_the_graded_tree(framework: Path,
+                                                                 tmp_path: Path) -> None:
     report = grade(framework, make_submission(tmp_path / "sub", PASSING), runs=3, jobs=2)
     assert [(t.test.name, t.passed, len(t.runs)) for t in report.tests] == [
         ("test_answer_1x", True, 3), ("test_double_1x", True, 3)]
@@ -120,7 +122,8 @@ def test_handout_version_scores_nothing(framework: Path, tmp_path: Path) -> None
     assert report.score == 0
     for outcome in report.tests:
         assert len(outcome.runs) == 1, "after a failed run the rest are skipped"
-        assert outcome.reason.startswith("run 1 of 3: the test failed: NotImplementedError: answer (1X)")
+        assert outcome.reason.startswith(
+            "run 1 of 3: the test failed: NotImplementedError: answer (1X)")
         assert "NotImplementedError: answer (1X)" in outcome.runs[0].log
 
 
@@ -157,8 +160,10 @@ def test_hanging_run_is_killed_at_the_timeout(framework: Path, tmp_path: Path) -
     assert not pid_alive(int(pid_file.read_text()))
 
 
-def test_exception_at_import_fails_the_run_with_the_traceback(framework: Path, tmp_path: Path) -> None:
-    report = grade(framework, make_submission(tmp_path / "sub", "raise RuntimeError('boom at import')\n"))
+def test_exception_at_import_fails_the_run_with_the_traceback(framework: Path,
+                                                              tmp_path: Path) -> None:
+    submission = make_submission(tmp_path / "sub", "raise RuntimeError('boom at import')\n")
+    report = grade(framework, submission)
     assert report.score == 0
     for outcome in report.tests:
         assert "not collected" in outcome.reason
@@ -183,8 +188,10 @@ def test_children_that_outlive_the_run_are_killed(framework: Path, tmp_path: Pat
         def answer():
             return 42
     """)
-    report = grade(framework, make_submission(tmp_path / "sub", forker), selectors=("test_answer_1x",))
-    assert one_test(report).reason == "run 1 of 1: the test left processes running after it ended (they were killed)"
+    report = grade(framework, make_submission(tmp_path / "sub", forker),
+                   selectors=("test_answer_1x",))
+    assert one_test(report).reason == ("run 1 of 1: the test left processes running after it "
+                                       "ended (they were killed)")
     pids = [int((tmp_path / f"{name}.pid").read_text()) for name in ("child", "escaped")]
     assert not any(pid_alive(pid) for pid in pids)
     time.sleep(4.5)
@@ -206,7 +213,8 @@ FORGERIES = {
         import json, os
         event = {"event": "finish", "seq": 1, "run": "x", "exitstatus": 0, "tampered": [],
                  "collected": ["tests/test_dummy.py::test_answer_1x"], "modules": {},
-                 "phases": {w: {"outcome": "passed", "xfail": False} for w in ("setup", "call", "teardown")}}
+                 "phases": {w: {"outcome": "passed", "xfail": False}
+                            for w in ("setup", "call", "teardown")}}
         line = ("0" * 64 + " " + json.dumps(event) + "\\n").encode()
         for fd in map(int, os.listdir("/proc/self/fd")):
             if fd > 2:
@@ -303,7 +311,8 @@ def test_faked_results_do_not_pass(framework: Path, tmp_path: Path, kind: str) -
     }[kind] in outcome.reason
 
 
-def test_flooding_output_fails_that_run_and_the_log_stays_small(framework: Path, tmp_path: Path) -> None:
+def test_flooding_output_fails_that_run_and_the_log_stays_small(framework: Path,
+                                                                tmp_path: Path) -> None:
     flood = "import os\nfor _ in range(128):\n    os.write(1, b'x' * (64 << 10))\n" + PASSING
     limits = Limits(timeout=30, max_output_bytes=2 << 20, kept_bytes=64 << 10)
     report = grade(framework, make_submission(tmp_path / "sub", flood), limits=limits,
@@ -384,7 +393,8 @@ def test_tar_gz_with_links_and_parent_paths(framework: Path, tmp_path: Path) -> 
     assert report.score == 10
     refused = "\n".join(report.submission.refused)
     assert "../../escaped.txt: unsafe path" in refused
-    assert "raft/evil: symbolic link refused" in refused and "raft/hard: hard link refused" in refused
+    assert "raft/evil: symbolic link refused" in refused
+    assert "raft/hard: hard link refused" in refused
     assert not (tmp_path.parent / "escaped.txt").exists()
 
 
@@ -412,7 +422,8 @@ def test_git_repository_is_graded_at_head(framework: Path, tmp_path: Path) -> No
 
 # --- reports --------------------------------------------------------------------------------------
 
-def test_results_json_has_gradescope_shape_and_junit_xml_parses(framework: Path, tmp_path: Path) -> None:
+def test_results_json_has_gradescope_shape_and_junit_xml_parses(framework: Path,
+                                                                tmp_path: Path) -> None:
     noisy = "import os\nos.write(1, b'\\x1b[31mred\\x00 nul\\x07\\n')\n" + HANDOUT
     report = grade(framework, make_submission(tmp_path / "sub", noisy))
     write_reports(report, tmp_path / "out")
@@ -439,8 +450,8 @@ def test_time_budget_leaves_the_rest_not_run(framework: Path, tmp_path: Path) ->
     assert all(t.reason == "not run: the grading time budget (0.5 s) ran out" for t in report.tests)
 
 
-def test_command_line_grades_and_writes_a_gradescope_bundle(framework: Path, tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_line_grades_and_writes_a_gradescope_bundle(
+        framework: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sub = make_submission(tmp_path / "sub", PASSING)
     common = ["--framework", str(framework), "--rubric", str(framework / "rubric.json")]
     out = tmp_path / "results"
@@ -477,7 +488,8 @@ def test_command_line_grades_and_writes_a_gradescope_bundle(framework: Path, tmp
 def tree_contents(root: Path) -> dict[str, bytes]:
     """Every file under `root` but git's own, by relative path."""
     return {path.relative_to(root).as_posix(): path.read_bytes()
-            for path in root.rglob("*") if path.is_file() and ".git" not in path.relative_to(root).parts}
+            for path in root.rglob("*")
+            if path.is_file() and ".git" not in path.relative_to(root).parts}
 
 
 def assert_same_tree(actual: Path, expected: Path) -> None:
@@ -498,6 +510,31 @@ def test_pristine_framework_and_bundle_match_the_handout_byte_for_byte(tmp_path:
 
 
 # --- pieces ---------------------------------------------------------------------------------------
+
+def test_plugin_watches_every_internal_it_lists() -> None:
+    assert set(pytest_plugin._snapshot()) == set(pytest_plugin.WATCHED)
+
+
+@pytest.mark.parametrize("missing", ["_pytest.runner:call_and_report_v2",
+                                     "_pytest.reports:BaseReport.passed_v2",
+                                     "_pytest.no_such_module:runtestprotocol"])
+def test_plugin_refuses_to_load_when_a_watched_internal_is_missing(missing: str) -> None:
+    """As after a pytest upgrade that renamed an internal: the watch must not quietly shrink."""
+    with pytest.raises(pytest_plugin.WatchError) as info:
+        pytest_plugin._snapshot((*pytest_plugin.WATCHED, missing))
+    assert f"watches {missing}, which pytest {pytest.__version__}" in str(info.value)
+    assert "update WATCHED in labs/grading/pytest_plugin.py" in str(info.value)
+
+
+def test_plugin_names_a_watched_internal_deleted_from_pytest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import _pytest.outcomes
+
+    # pytest's own modules took `xfail` by name at import: deleting the module's attribute
+    # leaves the running session alone.
+    monkeypatch.delattr(_pytest.outcomes, "xfail")
+    with pytest.raises(pytest_plugin.WatchError, match=r"watches _pytest\.outcomes:xfail, "):
+        pytest_plugin._snapshot()
 
 def test_rubric_splits_points_by_weight_and_selects(framework: Path, tmp_path: Path) -> None:
     rubric = load_rubric(framework / "rubric.json")
