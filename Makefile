@@ -12,7 +12,7 @@ export LOG_LEVEL
 PYTEST_ARGS ?=
 
 .PHONY: help venv test test_others test_2 test_2a test_2b test_2c test_2d test_3 test_3a test_3b \
-	proto bench clean
+	proto bench clean lint
 
 help:
 	@echo "raftlabs targets:"
@@ -25,6 +25,7 @@ help:
 	@echo "  make proto           compile proto/*.proto (done automatically on import)"
 	@echo "  make bench           benchmarks: prints a table, writes bench/results.json"
 	@echo "  make venv            create .venv and install the project (automatic)"
+	@echo "  make lint            ruff and mypy, as CI runs them (settings in pyproject.toml)"
 	@echo "  make clean           remove .venv and generated files"
 	@echo "Variables: LOG_LEVEL=raft=debug,labrpc=info  PYTEST_ARGS='-x'  PYTHON=python3.11"
 
@@ -34,6 +35,18 @@ $(INSTALLED): setup.cfg pyproject.toml
 	@touch $@
 
 venv: $(INSTALLED)
+
+# The lint tools live in the same venv, installed on first use (setup.cfg's `lint` extra).
+LINT_INSTALLED := $(VENV)/.lint-installed
+$(LINT_INSTALLED): $(INSTALLED)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[lint]'
+	@touch $@
+
+# mypy reads the messages from the stubs protoc writes beside the compiled protos: compile first.
+lint: $(LINT_INSTALLED)
+	$(PY) -m labs proto >/dev/null
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 test: $(INSTALLED)
 	$(PYTEST) tests $(PYTEST_ARGS)

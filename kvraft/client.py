@@ -16,6 +16,10 @@ import uuid
 ### END SOLUTION
 
 from labrpc import RpcError
+### BEGIN SOLUTION 3A
+from collections.abc import Callable
+from typing import Any
+### END SOLUTION
 from proto.kvraftpb import GetRequest, KvClient, Op, PutAppendRequest
 
 __all__ = ["Clerk"]
@@ -58,7 +62,8 @@ class Clerk:
         """
         ### BEGIN SOLUTION 3A
         request = GetRequest(key=key, client=self.client_id, seq=next(self._seq))
-        return self._call(lambda server: server.get(request)).value
+        value: str = self._call(lambda server: server.get(request)).value
+        return value
         ### END SOLUTION
 
     def put(self, key: str, value: str) -> None:
@@ -78,7 +83,7 @@ class Clerk:
         ### END SOLUTION
 
     ### BEGIN SOLUTION 3A
-    def _call(self, send):
+    def _call(self, send: Callable[[KvClient], Any]) -> Any:
         """Try servers from the last known leader on, until one applies the request."""
         while True:
             for offset in range(len(self.servers)):

@@ -59,7 +59,7 @@ class KvServer:
         self.me = me
         self.persister = persister
         self.maxraftstate = maxraftstate
-        self.apply_ch: queue.Queue = queue.Queue()
+        self.apply_ch: queue.Queue[ApplyCommand | ApplySnapshot] = queue.Queue()
         self.rf = RaftNode(Raft(servers, me, persister, self.apply_ch))
         # Your definitions here (3A, 3B).
         ### BEGIN SOLUTION 3A 3B

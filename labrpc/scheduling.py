@@ -81,7 +81,7 @@ class WorkerPool:
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._jobs: SimpleQueue = SimpleQueue()
+        self._jobs: SimpleQueue[Any] = SimpleQueue()
         self._lock = threading.Lock()
         self._idle: list[None] = []  # a token per worker waiting for a job and not yet promised one
         self._threads: list[threading.Thread] = []

@@ -83,7 +83,7 @@ class BoundRpc:
     def __call__(self, args: Message) -> Any:
         return self._end.call(self._method, args)
 
-    def future(self, args: Message) -> Future:
+    def future(self, args: Message) -> Future[Any]:
         """Send now; the Future resolves to the reply or to an `RpcError`."""
         return self._end.call_future(self._method, args)
 
@@ -103,6 +103,10 @@ class ServiceClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.end.name!r})"
+
+    if TYPE_CHECKING:
+        # __init__ sets one BoundRpc per method of the service; a type checker knows only that.
+        def __getattr__(self, name: str) -> BoundRpc: ...
 
 
 def _make_client_class(service: Service) -> type[ServiceClient]:

@@ -146,7 +146,7 @@ def _one_cpu() -> Iterator[bool]:
     try:
         yield previous is not None
     finally:
-        if previous is not None:
+        if previous is not None and setter is not None:  # (a previous mask implies a setter)
             setter(0, previous)
 
 

@@ -105,7 +105,8 @@ _INSTRUCTOR_COMMANDS = (
 )
 
 
-def _add_instructor_commands(commands) -> None:
+def _add_instructor_commands(
+        commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for name, module_name, add_arguments, command, help_text, description in _INSTRUCTOR_COMMANDS:
         try:
             module = importlib.import_module(module_name)
@@ -116,7 +117,8 @@ def _add_instructor_commands(commands) -> None:
         parser.set_defaults(func=getattr(module, command))
 
 
-def _add_cluster_commands(commands) -> None:
+def _add_cluster_commands(
+        commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     # `labs cluster` and `labs kv`: the lab code as a real cluster (cluster/, docs/cluster.md)
     from cluster.command import add_commands
 
@@ -195,4 +197,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    status: int = args.func(args)
+    return status

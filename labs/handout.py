@@ -217,7 +217,8 @@ def strip_python(text: str, path: str = "<text>", keep: Keep = _keep_none) -> st
     try:
         compile(result, path, "exec")
     except SyntaxError as exc:
-        raise MarkerError(f"{path}:{exc.lineno}: handout version does not compile: {exc.msg}") from None
+        raise MarkerError(f"{path}:{exc.lineno}: handout version does not compile: "
+                          f"{exc.msg}") from None
     return result
 
 

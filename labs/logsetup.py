@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TextIO
 
 __all__ = ["LEVELS", "parse_log_level", "configure_logging"]
 
@@ -42,7 +43,7 @@ def parse_log_level(spec: str) -> tuple[int, dict[str, int]]:
     return default, per_module
 
 
-def configure_logging(spec: str | None = None, stream=None) -> None:
+def configure_logging(spec: str | None = None, stream: TextIO | None = None) -> None:
     """Apply LOG_LEVEL (or `spec`) to the root logger and the named loggers."""
     spec = os.environ.get("LOG_LEVEL", "") if spec is None else spec
     default, per_module = parse_log_level(spec)
@@ -56,7 +57,7 @@ def configure_logging(spec: str | None = None, stream=None) -> None:
     handler.addFilter(_ModuleFilter(default, per_module))
 
 
-def _stderr():
+def _stderr() -> TextIO:
     # pytest may swap sys.stderr for a capture buffer; the real file descriptor 2 stays the
     # terminal.
     try:

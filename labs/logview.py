@@ -16,6 +16,7 @@ import re
 import sys
 import textwrap
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 
 from rich.color import ColorSystem
 from rich.console import Console
@@ -108,6 +109,7 @@ class _Layout:
         style = TOPIC_STYLES[event.topic]
         chunks = textwrap.wrap(f"{event.topic.value} {event.message}", inner,
                                break_on_hyphens=False) or [event.topic.value]
+        assert event.peer is not None, "view_log lays out only events that name a peer"
         indent = " " * (event.peer * self.column_width)
         rows = []
         for i, chunk in enumerate(chunks):
@@ -124,12 +126,12 @@ class _Layout:
         return [self.paint(piece, style) if style else piece for piece in pieces]
 
 
-def _wanted(event: Event, ignore: set[Topic], only: set[Topic] | None) -> bool:
+def _wanted(event: Event, ignore: AbstractSet[Topic], only: AbstractSet[Topic] | None) -> bool:
     return event.topic not in ignore and (only is None or event.topic in only)
 
 
 def view_log(lines: Iterable[str], *, columns: int | None = None, width: int | None = None,
-             ignore: set[Topic] = frozenset(), only: set[Topic] | None = None,
+             ignore: AbstractSet[Topic] = frozenset(), only: AbstractSet[Topic] | None = None,
              console: Console | None = None) -> None:
     """Print `lines` in columns. Without `columns`, read everything first and use one column
     per peer seen (S0 .. the highest); with it, print each line as it arrives."""

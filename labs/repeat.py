@@ -43,6 +43,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -148,7 +149,7 @@ def _framework(test: TestId) -> bool:
     return "framework" in Path(test.nodeid.split("::")[0]).parts
 
 
-def _no_match(tests: list[TestId], word: str, part: re.Match | None) -> str:
+def _no_match(tests: list[TestId], word: str, part: re.Match[str] | None) -> str:
     """Why `word` selects nothing: the parts or labs there are, or the test names closest to it."""
     if part:
         parts = sorted({m[1].upper() for t in tests
@@ -168,7 +169,7 @@ class _Running:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.processes: set[subprocess.Popen] = set()
+        self.processes: set[subprocess.Popen[bytes]] = set()
         self.stopping = threading.Event()
 
     def kill_all(self) -> None:
@@ -178,7 +179,7 @@ class _Running:
                 _signal_group(process, signal.SIGKILL)
 
 
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
     # Each run leads a process group of its own (start_new_session), so this reaches anything
     # the test started too, and nothing else.
     try:
@@ -248,7 +249,7 @@ def run_once(run: Run, root: Path, scratch: Path, output: Path, timeout: float,
     return Outcome(run, False, seconds, returncode, timed_out, kept)
 
 
-def _stop_hung(process: subprocess.Popen) -> int | None:
+def _stop_hung(process: subprocess.Popen[bytes]) -> int | None:
     """Thread stacks (SIGUSR1) and names (SIGUSR2), then SIGINT so that pytest reports, then
     SIGKILL for the whole group."""
     for dump in (signal.SIGUSR1, signal.SIGUSR2):
@@ -265,7 +266,7 @@ def _stop_hung(process: subprocess.Popen) -> int | None:
         return process.wait()
 
 
-def _raise_keyboard_interrupt(signum, frame) -> None:
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
@@ -400,7 +401,7 @@ def run_tests(words: list[str], *, iterations: int, workers: int, output: Path,
     with tempfile.TemporaryDirectory(prefix="labs-test-") as scratch, progress, \
             ThreadPoolExecutor(max_workers=workers) as pool, \
             stop_all_on_interrupt(running, pool) as interruption:
-        pending: set[Future] = {
+        pending: set[Future[Outcome]] = {
             pool.submit(run_once, run, root, Path(scratch), output, timeout, running, options)
             for run in runs}
         while pending:

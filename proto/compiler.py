@@ -2,9 +2,11 @@
 
 The generated `<name>_pb2.py` lives in `_generated/` beside its `.proto` and is rebuilt whenever
 it is missing or older than the `.proto`, so a student who edits `raft.proto` just reruns the
-tests. Several processes may import at once (pytest-xdist, `labs test -p 4`): an exclusive
-`flock` on `_generated/.lock` serializes the rebuild, and the new file replaces the old one with
-an atomic rename, so no process ever imports a half-written module.
+tests. Beside it protoc writes `<name>_pb2.pyi`, the messages' types, which mypy and editors
+read through the `TYPE_CHECKING` import of the module that re-exports the messages
+(proto/raftpb.py). Several processes may import at once (pytest-xdist, `labs test -p 4`): an
+exclusive `flock` on `_generated/.lock` serializes the rebuild, and the new files replace the
+old ones with an atomic rename, so no process ever imports a half-written module.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ def _generated_path(proto_path: Path) -> Path:
 
 def _is_stale(proto_path: Path, generated: Path) -> bool:
     try:
-        return generated.stat().st_mtime_ns < proto_path.stat().st_mtime_ns
+        # A tree compiled before the stubs existed gets them with the next rebuild.
+        return (generated.stat().st_mtime_ns < proto_path.stat().st_mtime_ns
+                or not generated.with_suffix(".pyi").is_file())
     except FileNotFoundError:
         return True
 
@@ -47,6 +51,7 @@ def _run_protoc(proto_path: Path, out_dir: Path) -> None:
         sys.executable, "-m", "grpc_tools.protoc",
         f"--proto_path={proto_path.parent}",
         f"--python_out={out_dir}",
+        f"--pyi_out={out_dir}",
         str(proto_path),
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -72,6 +77,9 @@ def compile_proto(proto_path: str | os.PathLike[str], *, force: bool = False) ->
             if force or _is_stale(proto_path, generated):
                 with tempfile.TemporaryDirectory(dir=generated.parent) as tmp:
                     _run_protoc(proto_path, Path(tmp))
+                    # The stub first: the module's mtime is what says the pair is up to date.
+                    stub = generated.with_suffix(".pyi")
+                    os.replace(Path(tmp) / stub.name, stub)
                     os.replace(Path(tmp) / generated.name, generated)
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)

@@ -28,6 +28,7 @@ import labcodec
 from labrpc import RpcError
 ### BEGIN SOLUTION 2A
 from labrpc import Stopped, Timeout
+from labrpc.service import BoundRpc
 ### END SOLUTION
 from labs.debug import Topic, debug
 from proto.raftpb import RaftClient, RequestVoteArgs, RequestVoteReply
@@ -185,7 +186,7 @@ class Raft:
     """One Raft peer: Figure 2's state and rules, plus the threads that drive them."""
 
     def __init__(self, peers: list[RaftClient], me: int, persister: Persister,
-                 apply_ch: queue.Queue) -> None:
+                 apply_ch: queue.Queue[ApplyMsg]) -> None:
         self.peers = peers
         self.me = me
         self.persister = persister
@@ -671,10 +672,11 @@ class Raft:
         self._spawn(self._run_applier, "applier")
         for peer in range(len(self.peers)):
             if peer != self.me:
-                self._spawn(lambda p=peer: self._run_replicator(p), f"replicator-{peer}")
+                self._spawn(self._run_replicator, f"replicator-{peer}", peer)
 
-    def _spawn(self, target: Callable[[], None], role: str) -> None:
-        thread = threading.Thread(target=target, name=f"raft-S{self.me}-{role}", daemon=True)
+    def _spawn(self, target: Callable[..., None], role: str, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name=f"raft-S{self.me}-{role}",
+                                  daemon=True)
         self._threads.append(thread)
         thread.start()
 
@@ -729,9 +731,10 @@ class Raft:
             else:
                 self._send(client.install_snapshot, args, peer, self._on_install_snapshot_reply)
 
-    def _send(self, rpc, args, peer: int, on_reply: Callable) -> None:
+    def _send(self, rpc: BoundRpc, args: labcodec.Message, peer: int,
+              on_reply: Callable[..., None]) -> None:
         """Send without waiting; the reply (or failure) is handled under the lock when it comes."""
-        def done(future: Future) -> None:
+        def done(future: Future[labcodec.Message]) -> None:
             with self._lock:
                 if self._dead:
                     return
@@ -796,7 +799,7 @@ class Node:
         raft.start_threads()
         ### END SOLUTION
 
-    def start(self, command) -> tuple[int, int]:
+    def start(self, command: labcodec.Message) -> tuple[int, int]:
         """Start agreement on `command` (a protobuf message); return (index, term) at once.
 
         Raises NotLeader if this peer is not the leader. The entry may still never commit.

@@ -268,7 +268,7 @@ class Grader:
             timeout = options.limits.timeout
             cut_by_budget = remaining is not None and remaining < timeout
             limits = dataclasses.replace(
-                options.limits, timeout=min(timeout, remaining) if cut_by_budget else timeout,
+                options.limits, timeout=timeout if remaining is None else min(timeout, remaining),
                 processes=PROCESSES_PER_USER if options.user else None)
             env = self._environment(run_dir, tree, plugin_dir, f"{brief_read},{result_write}")
             argv = [options.python, "-s", "-m", "pytest", test.nodeid, f"--rootdir={tree}",
@@ -344,7 +344,8 @@ class Grader:
 def _decode_channel(data: bytes, key: bytes, run_id: str) -> tuple[list[dict], int]:
     """The run's signed events, in order; and how many lines were not (forged, replayed,
     reordered or truncated)."""
-    events, bad = [], 0
+    events: list[dict] = []
+    bad = 0
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()

@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["HeadTail", "Limits", "ProcessResult", "child_subreaper", "run_limited"]
 
@@ -137,7 +138,7 @@ _reaper = _Reaper()
 
 
 def _children_of(parent: int) -> list[int]:
-    children = []
+    children: list[int] = []
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -222,7 +223,7 @@ def run_limited(argv: Sequence[str], *, cwd: Path, env: dict[str, str], limits: 
     output = HeadTail(limits.kept_bytes)
     channel = bytearray()
     result = ProcessResult(returncode=None, seconds=0.0, output=output)
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if user is not None:
         kwargs.update(user=user, group=_group_of(user), extra_groups=[])
     start = time.monotonic()

@@ -187,12 +187,12 @@ def extract_archive(archive: Path, dest: Path,
             relative = admit(member.name, member.isreg(), kind)
             if relative is None:
                 continue
-            source = tf.extractfile(member)
-            if source is None:
+            extracted = tf.extractfile(member)
+            if extracted is None:
                 refused.append(f"{member.name}: unreadable member")
                 continue
-            with source:
-                why = _copy_limited(source, _place(dest, relative), budget)
+            with extracted:
+                why = _copy_limited(extracted, _place(dest, relative), budget)
             if why:
                 refused.append(f"{member.name}: {why}")
     return refused

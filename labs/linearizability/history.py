@@ -53,7 +53,7 @@ _OPEN, _CLOSE = object(), object()  # the braces, told apart from any value
 
 
 def _parse_map(text: str, line: int) -> dict[str, Any]:
-    tokens = []
+    tokens: list[object] = []  # values, keywords and the braces
     pos = 0
     while pos < len(text):
         match = _TOKEN.match(text, pos)
@@ -138,7 +138,9 @@ def parse_history(lines: Iterable[str]) -> list[Operation]:
                                          f":invoke on line {pending[process][0]} completed")
             if f != GET and not isinstance(value, str):
                 raise HistoryError(line, f"a {f} needs a string :value, not {_show(value)}")
-            pending[process] = (line, events, KvInput(f, key, value if f != GET else ""))
+            # (a put or append has a string value: checked just above)
+            text_value = value if f != GET and isinstance(value, str) else ""
+            pending[process] = (line, events, KvInput(f, key, text_value))
             events += 1
             continue
         if process not in pending:

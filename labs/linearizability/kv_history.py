@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from labs.linearizability.checker import CheckResult, check_operations
@@ -34,7 +34,7 @@ class PendingCall:
 
     __slots__ = ("client", "input", "output", "call_time")
 
-    def __init__(self, client: Hashable, input: KvInput, call_time: float) -> None:
+    def __init__(self, client: int | str, input: KvInput, call_time: float) -> None:
         self.client = client
         self.input = input
         self.output: str | None = None
@@ -52,7 +52,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._operations: list[Operation] = []  # guarded by _lock
 
-    def record(self, client: Hashable, op: str, key: str, value: str, output: str | None,
+    def record(self, client: int | str, op: str, key: str, value: str, output: str | None,
                call_time: float, return_time: float) -> None:
         """Log one call. `value` is what a put or append wrote and `output` what a get
         returned (each ignored for the other kind); a `return_time` of math.inf
@@ -72,7 +72,7 @@ class Recorder:
             self._operations.append(operation)
 
     @contextmanager
-    def call(self, client: Hashable, op: str, key: str, value: str = "") -> Iterator[PendingCall]:
+    def call(self, client: int | str, op: str, key: str, value: str = "") -> Iterator[PendingCall]:
         """Time the clerk call made in the `with` block.
 
         If the block raises, the call is logged as never returned: it may or may not have

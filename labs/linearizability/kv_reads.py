@@ -341,8 +341,8 @@ def _trie_hints(operations: Sequence[Operation]) -> ReadHints | None:
         if t < 0:
             tests[r] = _never
             continue
-        calls, masks = resets_by_value.get(label[root[t]], ([], [0]))
-        resets = masks[bisect_right(calls, operations[r].return_time)]
+        reset_calls, masks = resets_by_value.get(label[root[t]], ([], [0]))
+        resets = masks[bisect_right(reset_calls, operations[r].return_time)]
         test = made.get((t, resets))
         if test is None:
             test = made[t, resets] = _node_test(t, first, last, built if one_writer else None,
@@ -399,7 +399,7 @@ def _preorder(parent: list[int]) -> tuple[list[int], list[int]]:
     preorder number, and the largest number in its subtree."""
     size = len(parent)
     children: list[list[int]] = [[] for _ in range(size)]
-    roots = []
+    roots: list[int] = []
     for node in range(size):
         (children[parent[node]] if parent[node] >= 0 else roots).append(node)
     first = [0] * size

@@ -163,9 +163,9 @@ def _chart(p: _Partition, anchor: str) -> str:
     last = -1.0
     for i in p.part.longest_prefix:
         op = ops[i]
-        x = min(max(p.x(op.call_time) + 3, last + 2), p.x(op.return_time) - 1)
-        last = x
-        points.append((x, p.lane[op.client] * LANE_PX + LANE_PX / 2))
+        point_x = min(max(p.x(op.call_time) + 3, last + 2), p.x(op.return_time) - 1)
+        last = point_x
+        points.append((point_x, p.lane[op.client] * LANE_PX + LANE_PX / 2))
     if points:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
         svg.append(f'<polyline points="{path}" class="linline"/>')

@@ -259,7 +259,7 @@ def mutant_diff(mutant: Mutant, root: Path) -> str:
     root = Path(root)
     texts = {f: (root / f).read_text(encoding="utf-8")
              for f in mutant.files if (root / f).is_file()}
-    out = []
+    out: list[str] = []
     for file, text in apply_to_text(mutant, texts).items():
         out.extend(difflib.unified_diff(texts[file].splitlines(keepends=True),
                                         text.splitlines(keepends=True),

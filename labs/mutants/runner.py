@@ -43,6 +43,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -349,7 +350,7 @@ def _json_report(results: list[MutantResult], meta: dict) -> dict:
     runs = meta["runs"]
     mutants = []
     for result in results:
-        entry = {
+        entry: dict[str, Any] = {
             "id": result.mutant.id, "description": result.mutant.description,
             "parts": list(result.mutant.parts), "note": result.mutant.note,
             "verdict": _verdict(result, runs), "applied": result.applied,

@@ -81,7 +81,8 @@ def test_region_inside_a_body_that_keeps_statements_gets_only_a_hint():
 
 
 def test_optional_region_leaves_a_valid_empty_body():
-    source = "def kill(self):\n    ### BEGIN SOLUTION 2A optional\n    stop()\n    ### END SOLUTION\n"
+    source = ("def kill(self):\n    ### BEGIN SOLUTION 2A optional\n    stop()\n"
+              "    ### END SOLUTION\n")
     handout = strip_python(source)
     assert "# Your code here (2A)." in handout
     assert "    pass" in handout and "NotImplementedError" not in handout
@@ -89,7 +90,8 @@ def test_optional_region_leaves_a_valid_empty_body():
 
 
 def test_proto_regions_use_comment_markers():
-    source = "message A {\n  // ### BEGIN SOLUTION 2A\n  uint64 term = 1;\n  // ### END SOLUTION\n}\n"
+    source = ("message A {\n  // ### BEGIN SOLUTION 2A\n  uint64 term = 1;\n"
+              "  // ### END SOLUTION\n}\n")
     assert strip_proto(source) == "message A {\n  // Your code here (2A).\n}\n"
 
 
@@ -109,7 +111,8 @@ def test_kept_regions_stay_as_solution_code_without_markers():
     assert handout.splitlines()[1:3] == ["    def get_state(self):", "        return 1"]
     assert 'raise NotImplementedError("Node.start (2B)")' in handout and "SOLUTION" not in handout
     assert strip_python(source, keep=lambda region: False) == strip_python(source)
-    proto = "message A {\n  // ### BEGIN SOLUTION 2A\n  uint64 term = 1;\n  // ### END SOLUTION\n}\n"
+    proto = ("message A {\n  // ### BEGIN SOLUTION 2A\n  uint64 term = 1;\n"
+             "  // ### END SOLUTION\n}\n")
     assert strip_proto(proto, keep=lambda region: True) == "message A {\n  uint64 term = 1;\n}\n"
 
 

@@ -2,8 +2,8 @@
 
 The statistical tests use a seeded `Network`, samples large enough that the expected value is far
 from every bound, and bounds of at least six standard deviations: a correct network fails one of
-them with a probability of the order of 1e-9. Timing upper bounds carry a generous slack for a loaded
-two-core machine; the faults they guard against (a wrong constant, seconds instead of
+them with a probability of the order of 1e-9. Timing upper bounds carry a generous slack for a
+loaded two-core machine; the faults they guard against (a wrong constant, seconds instead of
 milliseconds, a missing cap) are off by far more than the slack.
 """
 
@@ -67,7 +67,7 @@ def six_sigma_bounds(n: int, p: float) -> tuple[float, float]:
     return mean - 6 * sd, mean + 6 * sd
 
 
-# --- the Junk service and a test rig ----------------------------------------------------------------
+# --- the Junk service and a test rig --------------------------------------------------------------
 
 
 class Junk:
@@ -188,7 +188,7 @@ def wait_all(calls: list[Timed], timeout: float) -> list[float]:
     return [call.elapsed for call in calls]
 
 
-# --- the scenarios of the originals -------------------------------------------------------------------
+# --- the scenarios of the originals ---------------------------------------------------------------
 
 
 def test_basic_call_returns_the_handlers_reply(rig: Rig) -> None:
@@ -244,7 +244,8 @@ def test_total_bytes_of_17_requests_and_17_replies_fit_go_windows(rig: Rig) -> N
     assert 17 * 284 <= first <= 6000
 
     # Handler7: a 2-byte request (tag, varint 107) and a reply of 107 'y' plus tag and length.
-    per_call = len(labcodec.encode(Handler7Args(x=107))) + len(labcodec.encode(Handler7Reply(x="y" * 107)))
+    per_call = (len(labcodec.encode(Handler7Args(x=107)))
+                + len(labcodec.encode(Handler7Reply(x="y" * 107))))
     assert per_call == 2 + 109
     for _ in range(17):
         assert client.handler7(Handler7Args(x=107)).x == "y" * 107
@@ -356,7 +357,7 @@ def test_disabling_end_fails_its_blocked_call_with_stopped(rig: Rig) -> None:
     assert isinstance(future.exception(timeout=1), labrpc.Stopped)
 
 
-# --- Go's order: what a call reads when it starts --------------------------------------------------
+# --- Go's order: what a call reads when it starts -------------------------------------------------
 
 
 @contextmanager
@@ -578,7 +579,7 @@ def test_handler_may_refuse_a_call_with_an_rpc_error_that_reaches_the_caller_as_
     assert rig.client().handler2(Handler2Args(x=4)).x == "handler2-4"  # the network goes on
 
 
-# --- service dispatch -----------------------------------------------------------------------------------
+# --- service dispatch -----------------------------------------------------------------------------
 
 
 def test_server_dispatch_routes_by_service_and_method_name() -> None:
@@ -697,7 +698,7 @@ def test_raising_handler_gives_remote_error_and_network_keeps_working(
     assert rig.count() == 2
 
 
-# --- the fault model, statistically ---------------------------------------------------------------------
+# --- the fault model, statistically ---------------------------------------------------------------
 
 
 def test_unreliable_network_drops_about_10_percent_of_requests_and_of_replies(
@@ -849,7 +850,7 @@ def test_same_seed_gives_same_drop_pattern_for_sequential_calls() -> None:
     assert {"ok", "request lost", "reply lost"} >= set(first) and "ok" in first
 
 
-# --- shutdown -----------------------------------------------------------------------------------------
+# --- shutdown -------------------------------------------------------------------------------------
 
 
 def _labrpc_threads() -> set[threading.Thread]:
@@ -1041,7 +1042,7 @@ def test_shutdown_racing_with_calls_fails_each_call_with_stopped() -> None:
                     problems.append(f"shutdown raised {exc!r}")
                 for t in threads:
                     t.join(5)
-            problems += [f"labrpc logged {text}" for text in logged]
+            problems.extend(f"labrpc logged {text}" for text in logged)
             if not all(f.done() for f in futures):
                 problems.append("a Future never completed")
             if problems:
@@ -1126,7 +1127,7 @@ def test_worker_pool_close_racing_a_thread_start_does_not_fail(
     assert ran.is_set()  # a job accepted before close() still runs
 
 
-# --- LOG_LEVEL parsing ------------------------------------------------------------------------------------
+# --- LOG_LEVEL parsing ----------------------------------------------------------------------------
 
 
 def test_parse_log_level_per_module_and_bare_default() -> None:

@@ -9,6 +9,7 @@ linearized in either order, and one that returned before another was called come
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import random
 import subprocess
@@ -281,7 +282,7 @@ def test_generated_50_client_history_is_decided() -> None:
     result = check_kv(broken, timeout=10)
     assert result.result is ILLEGAL
     (failing,) = result.failing()
-    culprit = next(i for i, (a, b) in enumerate(zip(history, broken)) if a != b)
+    culprit = next(i for i, (a, b) in enumerate(zip(history, broken, strict=True)) if a != b)
     assert broken[culprit] in [failing.operations[i] for i in failing.doomed + failing.stuck]
 
 
@@ -362,7 +363,7 @@ def test_long_sequential_history_on_one_key() -> None:
     gets of the whole value. Taken in order, without search."""
     history = single_clerk_history(10_000, iterations=3, seed=4)
     assert len(history) == 10_000
-    assert all(a.return_time < b.call_time for a, b in zip(history, history[1:]))
+    assert all(a.return_time < b.call_time for a, b in itertools.pairwise(history))
     assert sum(op.input == KvInput("put", "0", "") for op in history) == 3
     result = check_kv(history, timeout=5)
     assert result.result is OK

@@ -58,7 +58,8 @@ def test_raftpb_exports_messages_service_and_client() -> None:
     assert isinstance(raftpb.RaftService, Service)
     assert issubclass(raftpb.RaftClient, ServiceClient)
     method = raftpb.RaftService.methods["RequestVote"]
-    assert (method.request_type, method.reply_type) == (raftpb.RequestVoteArgs, raftpb.RequestVoteReply)
+    assert method.request_type is raftpb.RequestVoteArgs
+    assert method.reply_type is raftpb.RequestVoteReply
     client = raftpb.RaftClient(SimpleNamespace(name="end"))  # stubs bind lazily to an end
     assert "request_vote" in {m.attr for m in raftpb.RaftService.methods.values()}
     for method in raftpb.RaftService.methods.values():
@@ -124,10 +125,22 @@ def test_generated_module_is_rebuilt_only_when_proto_is_newer(tmp_path: Path) ->
     assert generated.stat().st_mtime_ns > built
 
 
+def test_compiling_writes_the_messages_type_stub_beside_the_module(tmp_path: Path) -> None:
+    generated = compile_proto(thing_proto(tmp_path / "typed.proto", "count"))
+    stub = generated.with_suffix(".pyi")
+    assert "class Thing(_message.Message):" in stub.read_text()
+    assert "    count: int" in stub.read_text()
+    # A tree compiled before the stubs existed gets its stub with the next import.
+    stub.unlink()
+    assert compile_proto(tmp_path / "typed.proto") == generated
+    assert "class Thing(_message.Message):" in stub.read_text()
+
+
 def test_several_processes_importing_a_fresh_proto_all_succeed(tmp_path: Path) -> None:
     source = thing_proto(tmp_path / "raced.proto", "first", "second")
     start_at = time.time() + 1.0  # every process is up and waiting by then
     processes = [load_in_subprocess(source, start_at) for _ in range(4)]
     assert [fields_loaded_by(p) for p in processes] == ["first,second"] * 4
     leftovers = sorted(p.name for p in (tmp_path / "_generated").iterdir())
-    assert leftovers == [".lock", "raced_pb2.py"]  # no half-written or temporary files remain
+    # no half-written or temporary files remain: the module, its stub and the lock
+    assert leftovers == [".lock", "raced_pb2.py", "raced_pb2.pyi"]

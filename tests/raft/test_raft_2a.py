@@ -46,7 +46,8 @@ def test_initial_election_2a(make_config):
         cfg.fail(f"the term moved from {term1} to {term2} in {2 * ELECTION_TIMEOUT:.0f} s on a "
                  f"healthy, reliable network: followers keep starting elections")
     if term1 != term2:
-        warnings.warn(f"term changed from {term1} to {term2} even though there were no failures")
+        warnings.warn(f"term changed from {term1} to {term2} even though there were no failures",
+                      stacklevel=1)
     else:  # the same term: `leader` led it throughout
         cfg.check_quiet_followers(leader, quiet_from, time.monotonic())
 

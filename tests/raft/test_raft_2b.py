@@ -17,7 +17,8 @@ RPC_BYTES_COMMANDS = 10
 RPC_BYTES_COMMAND_SIZE = 5000    # characters in each command
 RPC_BYTES_SLACK = 50_000         # allowed beyond one copy of each command per server
 
-RETRY_TRIES = 5                  # concurrent starts, RPC counts: attempts before "term changed too often"
+RETRY_TRIES = 5                  # concurrent starts, RPC counts: attempts before "term changed
+                                 # too often"
 RETRY_PAUSE = 3.0                # settle time before each new attempt
 CONCURRENT_STARTS = 5
 
@@ -568,7 +569,8 @@ def test_count_2b(make_config):
     total3 = rpcs()
     idle_limit = servers * COUNT_IDLE_RPCS_PER_SECOND
     if total3 - total2 > idle_limit:
-        cfg.fail(f"too many RPCs ({total3 - total2}) for 1 second of idleness (at most {idle_limit})")
+        cfg.fail(f"too many RPCs ({total3 - total2}) for 1 second of idleness "
+                 f"(at most {idle_limit})")
     cfg.end()
 
 

@@ -435,7 +435,8 @@ def churn(make_config, unreliable: bool, title: str) -> None:
                 time.sleep(pause_ms / 1000)
         return committed
 
-    clients = [cfg.spawn(client, me, name=f"tester-churn-client-{me}") for me in range(CHURN_CLIENTS)]
+    clients = [cfg.spawn(client, me, name=f"tester-churn-client-{me}")
+               for me in range(CHURN_CLIENTS)]
 
     for _ in range(CHURN_ROUNDS):
         if random.randrange(1000) < CHURN_DISCONNECT_PER_MILLE:
