@@ -69,12 +69,10 @@ def _read_pid(path: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    from cluster.control import process_alive
+
+    if not process_alive(pid):
         return False
-    except PermissionError:
-        return True
     try:  # a zombie child of ours is dead for our purposes
         waited, _ = os.waitpid(pid, os.WNOHANG)
         return waited == 0
@@ -198,9 +196,14 @@ def _print_status(directory: Path | None, cluster_file: str | None, deadline: fl
     except (ClusterError, OSError, ValueError) as exc:
         return _error(str(exc))
     statuses = query_status(addresses, deadline)
+    errors: list[str] = []
     rows = [("node", "address", "pid", "role", "term", "applied", "raft state", "snapshot")]
     for s in statuses:
         r = s.reply
+        if r is None and s.answered:
+            rows.append((str(s.id), s.address, "-", "error", "-", "-", "-", "-"))
+            errors.append(f"node {s.id}: {s.error}")
+            continue
         if r is None:
             pid = _read_pid(directory / f"node-{s.id}.pid") if directory else None
             state = "down" if directory and pid is None else "no answer"
@@ -212,6 +215,8 @@ def _print_status(directory: Path | None, cluster_file: str | None, deadline: fl
     widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    for error in errors:
+        print(error)
     return 0
 
 
@@ -297,19 +302,27 @@ def _cmd_kv(args: argparse.Namespace) -> int:
         return 2
     clerk, close = clerk_for(addresses, "labs-kv")
     result: list = []
+    failure: list[BaseException] = []
 
     def run() -> None:
-        if args.op == "get":
-            result.append(clerk.get(args.key))
-        else:
-            getattr(clerk, args.op)(args.key, args.value)
-            result.append(None)
+        try:
+            if args.op == "get":
+                result.append(clerk.get(args.key))
+            else:
+                getattr(clerk, args.op)(args.key, args.value)
+                result.append(None)
+        except Exception as exc:  # noqa: BLE001 - the Clerk's own error, shown as is
+            failure.append(exc)
 
     # The clerk retries forever by design; the command gives up after --timeout.
     thread = threading.Thread(target=run, name="labs-kv", daemon=True)
     thread.start()
     thread.join(args.timeout)
     close()
+    if failure:
+        print(f"labs kv: the Clerk raised {type(failure[0]).__name__}: {failure[0]}",
+              file=sys.stderr)
+        return 1
     if not result:
         print(f"labs kv: no answer from the cluster within {args.timeout:g} s "
               "(is a majority up and reachable?)", file=sys.stderr)

@@ -30,8 +30,9 @@ from pathlib import Path
 from cluster.clusterpb import AdminClient, StatusReply, StatusRequest
 from cluster.node import DEFAULT_MAXRAFTSTATE, read_cluster_file
 from cluster.transport import GrpcEnd, connect
+from labrpc import RemoteError
 
-__all__ = ["LocalCluster", "NodeStatus", "query_status", "free_ports", "CLUSTER_FILE",
+__all__ = ["LocalCluster", "NodeStatus", "query_status", "free_ports", "process_alive", "CLUSTER_FILE",
            "FAULTS_FILE", "ClusterError"]
 
 CLUSTER_FILE = "cluster"
@@ -44,6 +45,22 @@ STOP_GRACE = 3.0
 
 class ClusterError(Exception):
     """A cluster command that cannot be done; the message says why."""
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (dead, waiting to be reaped: in a
+    container whose init does not reap, a killed orphan stays one)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): the signal test is all there is
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def free_ports(n: int) -> list[int]:
@@ -64,8 +81,9 @@ def free_ports(n: int) -> list[int]:
 class NodeStatus:
     id: int
     address: str
-    reply: StatusReply | None  # None: no answer (down, paused, cut off from us)
+    reply: StatusReply | None  # None: no answer (down, paused, cut off from us), or an error
     error: str = ""
+    answered: bool = False  # the node is up, but its status raised (e.g. an unwritten stub)
 
     @property
     def role(self) -> str:
@@ -83,7 +101,9 @@ def query_status(addresses: list[str], deadline: float = STATUS_DEADLINE) -> lis
         for i, (address, future) in enumerate(zip(addresses, futures)):
             try:
                 statuses.append(NodeStatus(i, address, future.result()))
-            except Exception as exc:  # noqa: BLE001 - every failure is "no answer"
+            except RemoteError as exc:  # it answers, but the lab code raised
+                statuses.append(NodeStatus(i, address, None, str(exc), answered=True))
+            except Exception as exc:  # noqa: BLE001 - every other failure is "no answer"
                 statuses.append(NodeStatus(i, address, None, f"{type(exc).__name__}"))
         return statuses
     finally:
@@ -149,7 +169,8 @@ class LocalCluster:
                 if proc is not None and proc.poll() is not None:
                     raise ClusterError(f"node {i} exited with status {proc.returncode} while "
                                        f"starting; see {self.directory / f'node-{i}.log'}")
-            answered = {s.id for s in query_status(self.addresses, 0.5) if s.reply is not None}
+            answered = {s.id for s in query_status(self.addresses, 0.5)
+                        if s.reply is not None or s.answered}
             waiting -= answered
             if waiting and time.monotonic() > deadline:
                 raise ClusterError(f"nodes {sorted(waiting)} did not answer within {timeout:g} s")
