@@ -62,7 +62,7 @@ INSTRUCTOR_ONLY = (
     "labs/grading/",
     "labs/mutants/",
     "labs/rubric",
-    "tests/framework/test_handout.py",
+    "tests/framework/test_handout",  # test_handout.py, test_handout_student.py
     "tests/framework/test_grade.py",
     "tests/framework/test_mutants.py",
 )
