@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
-from cluster.control import LocalCluster
+from cluster.control import LocalCluster, process_alive
 from cluster.node import FAULT_POLL_INTERVAL
 from cluster.transport import DEFAULT_DEADLINE, GrpcEnd, connect
 from labs.linearizability.checker import CheckOutcome
@@ -322,20 +322,11 @@ def run_check(seconds: float, clients: int, nemesis: list[str], n: int = 5,
             status, report = _run(cluster, seconds, clients, nemesis, seed, out_path, out, schedule)
         finally:
             cluster.stop()
-        leftover = [pid for pid in cluster.pids() if _alive(pid)]
+        leftover = [pid for pid in cluster.pids() if process_alive(pid)]
         print(f"processes left after stop: {len(leftover)}", file=out)
         if leftover:
             status = max(status, EXIT_VIOLATION)
     return status, report
-
-
-def _alive(pid: int) -> bool:
-    import os
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _run(cluster: LocalCluster, seconds: float, clients: int, nemesis: list[str], seed: int,
