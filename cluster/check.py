@@ -28,9 +28,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from cluster.control import LocalCluster, process_alive
 from cluster.node import FAULT_POLL_INTERVAL
@@ -61,7 +62,8 @@ def clerk_for(addresses: list[str], name: str, deadline: float = DEFAULT_DEADLIN
     from kvraft.client import Clerk
     from proto.kvraftpb import KvClient
 
-    ends = [GrpcEnd(f"{name}-to-{i}", connect(a), deadline=deadline) for i, a in enumerate(addresses)]
+    ends = [GrpcEnd(f"{name}-to-{i}", connect(a), deadline=deadline)
+            for i, a in enumerate(addresses)]
     clerk = Clerk(name, [KvClient(end) for end in ends])
     return clerk, lambda: [end.close() for end in ends]
 
@@ -114,9 +116,10 @@ class Workload:
         self._pending: dict[int, tuple[str, str, str, float]] = {}
         self.appended: dict[int, list[str]] = {c: [] for c in range(clients)}
         self.acknowledged: dict[int, int] = {c: 0 for c in range(clients)}
-        self._threads = [threading.Thread(target=self._run, args=(c, random.Random(seed * 1000 + c)),
-                                          name=f"client-{c}", daemon=True)
-                         for c in range(clients)]
+        self._threads = [
+            threading.Thread(target=self._run, args=(c, random.Random(seed * 1000 + c)),
+                             name=f"client-{c}", daemon=True)
+            for c in range(clients)]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -269,7 +272,8 @@ class Nemesis:
             time.sleep(2 * FAULT_POLL_INTERVAL)
         fault = Fault(kind, target, time.monotonic())
         self.faults.append(fault)
-        print(f"  {fault.start - self.origin:6.1f} s  {kind:<10} {target}", file=self._out, flush=True)
+        print(f"  {fault.start - self.origin:6.1f} s  {kind:<10} {target}", file=self._out,
+              flush=True)
         self._stop.wait(HOLD)
         if kind == "partition":
             cluster.heal()
@@ -359,7 +363,8 @@ def _run(cluster: LocalCluster, seconds: float, clients: int, nemesis: list[str]
         close()
     if chaos.error is not None:
         raise chaos.error
-    report = CheckReport(workload.recorder.operations(), chaos.faults, elapsed, never_returned=never)
+    report = CheckReport(workload.recorder.operations(), chaos.faults, elapsed,
+                         never_returned=never)
     _recoveries(report.faults, report.operations)
     report.append_problems = workload.check_appends(finals)
     return _verdict(report, out_path, out)
@@ -368,7 +373,8 @@ def _run(cluster: LocalCluster, seconds: float, clients: int, nemesis: list[str]
 def _verdict(report: CheckReport, out_path: Path, out: TextIO) -> tuple[int, CheckReport]:
     latencies = report.latencies()
     print(f"operations: {len(report.completed)} completed, {report.never_returned} never returned; "
-          f"{report.throughput():.1f} ops/s; latency p50 {percentile(latencies, 50) * 1000:.1f} ms, "
+          f"{report.throughput():.1f} ops/s; "
+          f"latency p50 {percentile(latencies, 50) * 1000:.1f} ms, "
           f"p99 {percentile(latencies, 99) * 1000:.1f} ms", file=out)
     for fault in report.faults:
         recovery = "no call returned" if fault.recovery is None else f"{fault.recovery:.2f} s"
@@ -435,7 +441,8 @@ def _run_on_emulator(seconds: float, clients: int, n: int, seed: int, out_path: 
             ends.append(end)
         return Clerk(name, [KvClient(e) for e in ends])
 
-    print(f"emulator (labrpc, reliable): {n} servers, {clients} clients, {seconds:g} s, seed {seed}",
+    print(f"emulator (labrpc, reliable): {n} servers, {clients} clients, {seconds:g} s, "
+          f"seed {seed}",
           file=out, flush=True)
     workload = Workload(make_clerk, clients, seed)
     start = time.monotonic()
