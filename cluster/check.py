@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from cluster.control import LocalCluster, process_alive
+from cluster.control import LocalCluster, ignore_in_git, process_alive
 from cluster.node import FAULT_POLL_INTERVAL
 from cluster.transport import DEFAULT_DEADLINE, GrpcEnd, connect
 from labs.linearizability.checker import CheckOutcome
@@ -314,6 +314,7 @@ def run_check(seconds: float, clients: int, nemesis: list[str], n: int = 5,
     seed = random.randrange(1 << 30) if seed is None else seed
     out_path = Path(out_dir)
     out_path.mkdir(parents=True, exist_ok=True)
+    ignore_in_git(out_path)
     if emulator:
         return _run_on_emulator(seconds, clients, n, seed, out_path, out)
     with tempfile.TemporaryDirectory(prefix="raftlabs-cluster-") as scratch:

@@ -266,11 +266,14 @@ def _cmd_control(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from cluster.check import run_check
+    from cluster.control import ClusterError
 
     try:
         status, _ = run_check(args.seconds, args.clients, args.nemesis, n=args.n,
                               directory=args.dir, out_dir=args.out, seed=args.seed,
                               emulator=args.emulator)
+    except ClusterError as exc:
+        return _error(str(exc))
     except KeyboardInterrupt:
         print("interrupted; the cluster was stopped", file=sys.stderr)
         return 130

@@ -33,6 +33,7 @@ from cluster.transport import GrpcEnd, connect
 from labrpc import RemoteError
 
 __all__ = ["LocalCluster", "NodeStatus", "query_status", "free_ports", "process_alive",
+           "ignore_in_git",
            "CLUSTER_FILE",
            "FAULTS_FILE", "ClusterError"]
 
@@ -62,6 +63,14 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return True  # no /proc (macOS): the signal test is all there is
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def ignore_in_git(directory: Path) -> None:
+    """Keep a run's files out of `git status` (a cluster started in a checkout), as pytest does
+    with its cache: a `.gitignore` of `*` inside the directory."""
+    marker = directory / ".gitignore"
+    if not marker.exists():
+        marker.write_text("# written by labs cluster: runtime files, not sources\n*\n")
 
 
 def free_ports(n: int) -> list[int]:
@@ -122,6 +131,7 @@ class LocalCluster:
             raise ClusterError(f"--lab must be 2 or 3, not {lab}")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        ignore_in_git(self.directory)
         if addresses is None:
             if n < 1:
                 raise ClusterError(f"a cluster needs at least 1 node, not {n}")
