@@ -75,6 +75,7 @@ class Fault:
     start: float
     end: float = math.nan
     recovery: float | None = None  # seconds to the first call made after `start` returning
+    cut_short: bool = False  # the run ended before HOLD was over: a recovery says little
 
 
 @dataclass
@@ -274,7 +275,7 @@ class Nemesis:
         self.faults.append(fault)
         print(f"  {fault.start - self.origin:6.1f} s  {kind:<10} {target}", file=self._out,
               flush=True)
-        self._stop.wait(HOLD)
+        fault.cut_short = self._stop.wait(HOLD)
         if kind == "partition":
             cluster.heal()
         elif kind == "kill":
@@ -379,7 +380,8 @@ def _verdict(report: CheckReport, out_path: Path, out: TextIO) -> tuple[int, Che
           f"p99 {percentile(latencies, 99) * 1000:.1f} ms", file=out)
     for fault in report.faults:
         recovery = "no call returned" if fault.recovery is None else f"{fault.recovery:.2f} s"
-        print(f"  recovery after {fault.kind} of {fault.target}: {recovery}", file=out)
+        note = " (cut short by the end of the run)" if fault.cut_short else ""
+        print(f"  recovery after {fault.kind} of {fault.target}: {recovery}{note}", file=out)
     history = out_path / "history.txt"
     history.write_text(format_history(report.operations))
     result = check_kv(report.operations, timeout=CHECK_TIMEOUT)
