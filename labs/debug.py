@@ -8,15 +8,16 @@ writes, to stderr,
 
     001234 VOTE S1 granted vote to S2 in term 3
 
-milliseconds since the program started (the clock of logging's `relativeCreated`), the topic's
-four-letter code, then your message. Start
-the message with the peer (`S<n>`): `labs logs` puts each line in that peer's column and colours
-it by topic, and `-i`/`-j` drop or keep topics.
+milliseconds since the program started (logging's `relativeCreated`, the clock of the logging
+lines around), the topic's four-letter code, then your message. Start the message with the
+peer (`S<n>`): `labs logs` puts each line in that peer's column and colours it by topic, and
+`-i`/`-j` drop or keep topics.
 
-A call prints only when LOG_LEVEL enables debug for the module it is made from, with the rules
-of labs/logsetup.py: `LOG_LEVEL=raft=debug` enables calls in raft/..., `kvraft=debug` those in
-kvraft/..., a bare `debug` every module. Otherwise a call costs one check of a cached flag (and,
-when some module has debug on, a dict lookup), so the calls can stay in your code.
+A call is a DEBUG record of the calling module's logger (`logging.getLogger(__name__)` of
+raft/raft.py is `raft.raft`), the topic in its `extra`; labs/logsetup.py applies LOG_LEVEL to
+those loggers and writes the lines. So `LOG_LEVEL=raft=debug` shows the calls made in raft/...,
+`kvraft=debug` those in kvraft/..., a bare `debug` every module's. Otherwise a call costs one
+check of a flag, so the calls can stay in your code.
 """
 
 from __future__ import annotations
@@ -25,14 +26,17 @@ import logging
 import os
 import re
 import sys
-import threading
 import time
+from collections.abc import Callable
 from enum import Enum
 from typing import Any, TextIO
 
-from labs.logsetup import parse_log_level
+from labs.logsetup import configure_logging, debug_line, is_configured, parse_log_level
 
-__all__ = ["Topic", "debug", "configure", "enabled_for", "parse_topics", "LINE"]
+__all__ = [
+    "Topic", "debug", "configure", "enabled_for", "parse_topics", "LINE", "add_listener",
+    "remove_listener",
+]
 
 
 class Topic(Enum):
@@ -57,67 +61,77 @@ class Topic(Enum):
 # What `debug` writes and `labs logs` reads: "<ms> <CODE> <message>".
 LINE = re.compile(r"^\s*(?P<ms>\d+) (?P<code>[A-Z]{4}) (?P<message>.*)$")
 
-# The clock starts where logging's does (`relativeCreated`), so that in one log the times of
-# debug lines and of logging lines (the tester's, labrpc's) agree.
+# logging's clock (`relativeCreated`, the <ms> of a line) as a time.monotonic() value: a tool
+# that records its own events on the monotonic clock (labs/timeline) places the lines by it.
 _START = time.monotonic() - logging.makeLogRecord({}).relativeCreated / 1000
 
 
 class _Config:
-    """Which modules have debug on; built from LOG_LEVEL once, then asked per module."""
+    """Whether LOG_LEVEL puts any module at debug: the one check a call makes when none is."""
 
-    def __init__(self, spec: str, stream: TextIO | None) -> None:
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
         try:
             default, per_module = parse_log_level(spec)
         except ValueError:
             # labs.logsetup reports a bad LOG_LEVEL (pytest stops with a usage error); here a
             # bad value just means no debug lines.
             default, per_module = logging.WARNING, {}
-        self.default = default
-        # The longest matching module prefix wins, as in logsetup: `raft.raft=info,raft=debug`.
-        self.rules = sorted(per_module.items(), key=lambda kv: -len(kv[0]))
         self.any_enabled = default <= logging.DEBUG or any(
             level <= logging.DEBUG for level in per_module.values())
-        self.by_module: dict[str, bool] = {}
-        self.stream = stream
-        self.fd: int | None = None
-        self.lock = threading.Lock()
-
-    def enabled_for(self, module: str) -> bool:
-        enabled = self.by_module.get(module)
-        if enabled is None:
-            level = self.default
-            for prefix, rule_level in self.rules:
-                if module == prefix or module.startswith(prefix + "."):
-                    level = rule_level
-                    break
-            enabled = self.by_module[module] = level <= logging.DEBUG
-        return enabled
-
-    def write(self, line: str) -> None:
-        with self.lock:
-            if self.stream is not None:
-                self.stream.write(line)
-                self.stream.flush()
-                return
-            if self.fd is None:
-                # File descriptor 2 itself, not sys.stderr: pytest swaps sys.stderr for a
-                # capture buffer, and the lines belong with the logging output in `2>test.log`.
-                self.fd = os.dup(2)
-            os.write(self.fd, line.encode("utf-8", "replace"))
 
 
-_config = _Config(os.environ.get("LOG_LEVEL", ""), None)
+_config = _Config(os.environ.get("LOG_LEVEL", ""))
+
+
+class _Listeners(logging.Handler):
+    """Hands each debug line that is written to the listeners: a tester's timeline
+    (labs/timeline) puts them on the peers' lanes of the page a failure leaves."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.listeners: list[Callable[[str], None]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if hasattr(record, "topic"):
+            line = debug_line(record) + "\n"
+            for listener in list(self.listeners):
+                listener(line)
+
+
+_listeners = _Listeners()
+
+
+def add_listener(listener: Callable[[str], None]) -> None:
+    """Also hand every line `debug` prints to `listener` (until `remove_listener`)."""
+    if not _listeners.listeners:
+        logging.getLogger().addHandler(_listeners)
+    _listeners.listeners.append(listener)
+
+
+def remove_listener(listener: Callable[[str], None]) -> None:
+    try:
+        _listeners.listeners.remove(listener)
+    except ValueError:
+        pass
+    if not _listeners.listeners:
+        logging.getLogger().removeHandler(_listeners)
 
 
 def configure(spec: str | None = None, stream: TextIO | None = None) -> None:
-    """Read LOG_LEVEL again (or use `spec`); write to `stream` instead of stderr if given."""
+    """Read LOG_LEVEL again (or use `spec`) and apply it to logging (labs.logsetup), writing to
+    `stream` instead of stderr if given. A bad value means no debug lines, not an error."""
     global _config
-    _config = _Config(os.environ.get("LOG_LEVEL", "") if spec is None else spec, stream)
+    _config = _Config(os.environ.get("LOG_LEVEL", "") if spec is None else spec)
+    try:
+        configure_logging(_config.spec, stream)
+    except ValueError:
+        configure_logging("", stream)
 
 
 def enabled_for(module: str) -> bool:
     """Would `debug` print when called from `module` (a dotted module name)?"""
-    return _config.any_enabled and _config.enabled_for(module)
+    return _config.any_enabled and logging.getLogger(module).isEnabledFor(logging.DEBUG)
 
 
 def debug(topic: Topic, fmt: str, *args: Any) -> None:
@@ -126,15 +140,14 @@ def debug(topic: Topic, fmt: str, *args: Any) -> None:
     config = _config
     if not config.any_enabled:
         return
-    module = sys._getframe(1).f_globals.get("__name__", "")
-    enabled = config.by_module.get(module)
-    if enabled is None:
-        enabled = config.enabled_for(module)
-    if not enabled:
-        return
-    elapsed_ms = int((time.monotonic() - _START) * 1000)
-    message = fmt % args if args else fmt
-    config.write(f"{elapsed_ms:06d} {topic.value} {message}\n")
+    if not is_configured():
+        # A program that did not set up logging (pytest's conftest does): LOG_LEVEL's rules
+        # and stderr, as for the tests.
+        configure(config.spec)
+    # The caller's module names its logger; Python tells a function its caller only by frame.
+    logger = logging.getLogger(sys._getframe(1).f_globals.get("__name__", ""))
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(fmt, *args, extra={"topic": topic}, stacklevel=2)
 
 
 def parse_topics(text: str) -> set[Topic]:

@@ -1,5 +1,11 @@
 """LOG_LEVEL in env_logger syntax: `raft=debug,labrpc=info` sets per-module levels, a bare level
-(`debug`) the default. Logs go to stderr, so `make test_2a 2>test.log` collects them."""
+(`debug`) the default. Logs go to stderr, so `make test_2a 2>test.log` collects them.
+
+A module's level is its logger's level, so logging's own hierarchy does the matching: the longest
+matching module prefix wins (`raft.quiet=info,raft=debug`), and `raft` does not match `rafting`.
+The same rules decide the logging lines of the tester and labrpc and the `debug()` lines of
+labs/debug.py, which are records of the calling module's logger carrying their topic.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import os
 import sys
 from typing import TextIO
 
-__all__ = ["LEVELS", "parse_log_level", "configure_logging"]
+__all__ = ["LEVELS", "parse_log_level", "configure_logging", "is_configured", "debug_line"]
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -19,6 +25,9 @@ LEVELS = {
 }
 DEFAULT_LEVEL = logging.WARNING
 FORMAT = "%(relativeCreated)8.0f %(levelname)-5s %(name)s: %(message)s"
+
+# The loggers whose level the last configure_logging set, so that the next one resets them.
+_levelled: list[str] = []
 
 
 def _level(word: str, spec: str) -> int:
@@ -43,38 +52,50 @@ def parse_log_level(spec: str) -> tuple[int, dict[str, int]]:
     return default, per_module
 
 
+def debug_line(record: logging.LogRecord) -> str:
+    """A `debug()` record as `labs logs` reads it: `<ms> <CODE> <message>` (labs/debug.py LINE),
+    the milliseconds on logging's clock, so that they agree with the logging lines around."""
+    topic = record.topic  # type: ignore[attr-defined]  # set by debug() through `extra`
+    return f"{int(record.relativeCreated):06d} {topic.value} {record.getMessage()}"
+
+
+class _Formatter(logging.Formatter):
+    """FORMAT for logging lines, and debug()'s own format for its records (they carry a topic)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if hasattr(record, "topic"):
+            return debug_line(record)
+        return super().format(record)
+
+
 def configure_logging(spec: str | None = None, stream: TextIO | None = None) -> None:
-    """Apply LOG_LEVEL (or `spec`) to the root logger and the named loggers."""
+    """Apply LOG_LEVEL (or `spec`): the root logger gets the default level, each named module's
+    logger its own, and one handler writes to `stream` (default: file descriptor 2)."""
     spec = os.environ.get("LOG_LEVEL", "") if spec is None else spec
     default, per_module = parse_log_level(spec)
     handler = logging.StreamHandler(stream or _stderr())
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(_Formatter(FORMAT))
+    handler._raftlabs = True  # type: ignore[attr-defined]  # ours, replaced by the next call
     root = logging.getLogger()
     root.handlers = [h for h in root.handlers if not getattr(h, "_raftlabs", False)]
-    handler._raftlabs = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(min([default, *per_module.values()]))
-    handler.addFilter(_ModuleFilter(default, per_module))
+    for name in _levelled:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    root.setLevel(default)
+    for name, level in per_module.items():
+        logging.getLogger(name).setLevel(level)
+    _levelled[:] = per_module
+
+
+def is_configured() -> bool:
+    """Has configure_logging installed its handler in this process?"""
+    return any(getattr(h, "_raftlabs", False) for h in logging.getLogger().handlers)
 
 
 def _stderr() -> TextIO:
-    # pytest may swap sys.stderr for a capture buffer; the real file descriptor 2 stays the
-    # terminal.
+    # File descriptor 2 itself: pytest swaps sys.stderr for a capture buffer, and the lines belong
+    # in `2>test.log` with the rest of the output.
     try:
         return open(os.dup(2), "w", buffering=1, closefd=True)
     except OSError:
         return sys.stderr
-
-
-class _ModuleFilter(logging.Filter):
-    def __init__(self, default: int, per_module: dict[str, int]) -> None:
-        super().__init__()
-        self.default = default
-        # The longest matching prefix wins: `raft.node=trace,raft=info`.
-        self.rules = sorted(per_module.items(), key=lambda kv: -len(kv[0]))
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        for prefix, level in self.rules:
-            if record.name == prefix or record.name.startswith(prefix + "."):
-                return record.levelno >= level
-        return record.levelno >= self.default

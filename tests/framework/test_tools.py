@@ -7,9 +7,11 @@ reports its network seed), so the runner itself is tested, not the labs."""
 from __future__ import annotations
 
 import io
+import logging
 import os
 import random
 import re
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -280,6 +282,53 @@ def test_trace_level_includes_debug(debug_output: io.StringIO) -> None:
     debug_module.configure("raft=trace", stream=debug_output)
     _call_from("raft.raft", Topic.APPEND, "S1 appended")
     assert "APND S1 appended" in debug_output.getvalue()
+
+
+def test_debug_lines_are_debug_records_of_the_callers_logger(debug_output: io.StringIO) -> None:
+    debug_module.configure("raft=debug", stream=debug_output)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("raft").addHandler(handler)
+    try:
+        _call_from("raft.raft", Topic.COMMIT, "S%d commit index %d", 1, 7)
+    finally:
+        logging.getLogger("raft").removeHandler(handler)
+    (record,) = records
+    assert (record.name, record.levelno, record.topic) == ("raft.raft", logging.DEBUG,
+                                                           Topic.COMMIT)
+    assert record.getMessage() == "S1 commit index 7"
+
+
+def test_a_debug_line_written_through_logging_is_read_by_labs_logs(
+        tmp_path: Path, debug_output: io.StringIO, capsys: pytest.CaptureFixture[str]) -> None:
+    debug_module.configure("warn,raft=debug", stream=debug_output)
+    _call_from("raft.raft", Topic.VOTE, "S%d granted vote to S%d in term %d", 2, 0, 3)
+    logging.getLogger("tester").warning("a logging line between them")
+    _call_from("raft.raft", Topic.LEADER, "S%d leader of term %d", 0, 3)
+    path = tmp_path / "test.log"
+    path.write_text(debug_output.getvalue())
+    assert main(["logs", str(path), "-c", "3", "--width", "200"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    vote, logged, lead = rows
+    assert vote.index("VOTE S2 granted vote to S0 in term 3") == header.index("S2")
+    assert re.fullmatch(r"\d{6} ", vote[:7])
+    assert logged.split()[1:] == ["WARNING", "tester:", "a", "logging", "line", "between", "them"]
+    assert lead.index("LEAD S0 leader of term 3") == header.index("S0")
+
+
+def test_debug_sets_up_logging_in_a_program_that_did_not(tmp_path: Path) -> None:
+    """A script of the student's, outside pytest: LOG_LEVEL alone makes the lines appear."""
+    script = ("from labs.debug import Topic, debug\n"
+              "exec('debug(Topic.VOTE, \"S1 granted vote to S0\")',\n"
+              "     {'__name__': 'raft.raft', 'debug': debug, 'Topic': Topic})\n"
+              "exec('debug(Topic.VOTE, \"S1 not shown: kvraft is at warn\")',\n"
+              "     {'__name__': 'kvraft.server', 'debug': debug, 'Topic': Topic})\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "LOG_LEVEL": "raft=debug"}, cwd=tmp_path,
+                            timeout=60, check=True)
+    (line,) = result.stderr.splitlines()
+    assert LINE.match(line)["message"] == "S1 granted vote to S0"
 
 
 def test_topics_are_named_by_code_or_name() -> None:
