@@ -28,11 +28,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
-from cluster.control import LocalCluster, process_alive
+from cluster.control import LocalCluster, ignore_in_git, process_alive
 from cluster.node import FAULT_POLL_INTERVAL
 from cluster.transport import DEFAULT_DEADLINE, GrpcEnd, connect
 from labs.linearizability.checker import CheckOutcome
@@ -61,7 +62,8 @@ def clerk_for(addresses: list[str], name: str, deadline: float = DEFAULT_DEADLIN
     from kvraft.client import Clerk
     from proto.kvraftpb import KvClient
 
-    ends = [GrpcEnd(f"{name}-to-{i}", connect(a), deadline=deadline) for i, a in enumerate(addresses)]
+    ends = [GrpcEnd(f"{name}-to-{i}", connect(a), deadline=deadline)
+            for i, a in enumerate(addresses)]
     clerk = Clerk(name, [KvClient(end) for end in ends])
     return clerk, lambda: [end.close() for end in ends]
 
@@ -73,6 +75,7 @@ class Fault:
     start: float
     end: float = math.nan
     recovery: float | None = None  # seconds to the first call made after `start` returning
+    cut_short: bool = False  # the run ended before HOLD was over: a recovery says little
 
 
 @dataclass
@@ -114,9 +117,10 @@ class Workload:
         self._pending: dict[int, tuple[str, str, str, float]] = {}
         self.appended: dict[int, list[str]] = {c: [] for c in range(clients)}
         self.acknowledged: dict[int, int] = {c: 0 for c in range(clients)}
-        self._threads = [threading.Thread(target=self._run, args=(c, random.Random(seed * 1000 + c)),
-                                          name=f"client-{c}", daemon=True)
-                         for c in range(clients)]
+        self._threads = [
+            threading.Thread(target=self._run, args=(c, random.Random(seed * 1000 + c)),
+                             name=f"client-{c}", daemon=True)
+            for c in range(clients)]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -269,8 +273,9 @@ class Nemesis:
             time.sleep(2 * FAULT_POLL_INTERVAL)
         fault = Fault(kind, target, time.monotonic())
         self.faults.append(fault)
-        print(f"  {fault.start - self.origin:6.1f} s  {kind:<10} {target}", file=self._out, flush=True)
-        self._stop.wait(HOLD)
+        print(f"  {fault.start - self.origin:6.1f} s  {kind:<10} {target}", file=self._out,
+              flush=True)
+        fault.cut_short = self._stop.wait(HOLD)
         if kind == "partition":
             cluster.heal()
         elif kind == "kill":
@@ -310,6 +315,7 @@ def run_check(seconds: float, clients: int, nemesis: list[str], n: int = 5,
     seed = random.randrange(1 << 30) if seed is None else seed
     out_path = Path(out_dir)
     out_path.mkdir(parents=True, exist_ok=True)
+    ignore_in_git(out_path)
     if emulator:
         return _run_on_emulator(seconds, clients, n, seed, out_path, out)
     with tempfile.TemporaryDirectory(prefix="raftlabs-cluster-") as scratch:
@@ -359,7 +365,8 @@ def _run(cluster: LocalCluster, seconds: float, clients: int, nemesis: list[str]
         close()
     if chaos.error is not None:
         raise chaos.error
-    report = CheckReport(workload.recorder.operations(), chaos.faults, elapsed, never_returned=never)
+    report = CheckReport(workload.recorder.operations(), chaos.faults, elapsed,
+                         never_returned=never)
     _recoveries(report.faults, report.operations)
     report.append_problems = workload.check_appends(finals)
     return _verdict(report, out_path, out)
@@ -368,11 +375,13 @@ def _run(cluster: LocalCluster, seconds: float, clients: int, nemesis: list[str]
 def _verdict(report: CheckReport, out_path: Path, out: TextIO) -> tuple[int, CheckReport]:
     latencies = report.latencies()
     print(f"operations: {len(report.completed)} completed, {report.never_returned} never returned; "
-          f"{report.throughput():.1f} ops/s; latency p50 {percentile(latencies, 50) * 1000:.1f} ms, "
+          f"{report.throughput():.1f} ops/s; "
+          f"latency p50 {percentile(latencies, 50) * 1000:.1f} ms, "
           f"p99 {percentile(latencies, 99) * 1000:.1f} ms", file=out)
     for fault in report.faults:
         recovery = "no call returned" if fault.recovery is None else f"{fault.recovery:.2f} s"
-        print(f"  recovery after {fault.kind} of {fault.target}: {recovery}", file=out)
+        note = " (cut short by the end of the run)" if fault.cut_short else ""
+        print(f"  recovery after {fault.kind} of {fault.target}: {recovery}{note}", file=out)
     history = out_path / "history.txt"
     history.write_text(format_history(report.operations))
     result = check_kv(report.operations, timeout=CHECK_TIMEOUT)
@@ -435,7 +444,8 @@ def _run_on_emulator(seconds: float, clients: int, n: int, seed: int, out_path: 
             ends.append(end)
         return Clerk(name, [KvClient(e) for e in ends])
 
-    print(f"emulator (labrpc, reliable): {n} servers, {clients} clients, {seconds:g} s, seed {seed}",
+    print(f"emulator (labrpc, reliable): {n} servers, {clients} clients, {seconds:g} s, "
+          f"seed {seed}",
           file=out, flush=True)
     workload = Workload(make_clerk, clients, seed)
     start = time.monotonic()

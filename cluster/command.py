@@ -214,7 +214,7 @@ def _print_status(directory: Path | None, cluster_file: str | None, deadline: fl
                      f"{r.raft_state_size} B", f"{r.snapshot_size} B"))
     widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     for error in errors:
         print(error)
     return 0
@@ -266,11 +266,14 @@ def _cmd_control(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from cluster.check import run_check
+    from cluster.control import ClusterError
 
     try:
         status, _ = run_check(args.seconds, args.clients, args.nemesis, n=args.n,
                               directory=args.dir, out_dir=args.out, seed=args.seed,
                               emulator=args.emulator)
+    except ClusterError as exc:
+        return _error(str(exc))
     except KeyboardInterrupt:
         print("interrupted; the cluster was stopped", file=sys.stderr)
         return 130
@@ -377,7 +380,8 @@ def add_commands(commands) -> None:
     partition.add_argument("groups", nargs="+", metavar="GROUP",
                            help="comma-separated nodes that still reach each other")
     heal = sub.add_parser("heal", help="undo the partition")
-    unreliable = sub.add_parser("unreliable", help="labrpc's drops and delays on every node: on|off")
+    unreliable = sub.add_parser("unreliable",
+                                help="labrpc's drops and delays on every node: on|off")
     unreliable.add_argument("state", choices=("on", "off"))
     for name, text in (("kill", "kill -9 node N"), ("restart", "start node N again from its files"),
                        ("pause", "SIGSTOP node N"), ("resume", "SIGCONT node N")):

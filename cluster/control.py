@@ -32,7 +32,9 @@ from cluster.node import DEFAULT_MAXRAFTSTATE, read_cluster_file
 from cluster.transport import GrpcEnd, connect
 from labrpc import RemoteError
 
-__all__ = ["LocalCluster", "NodeStatus", "query_status", "free_ports", "process_alive", "CLUSTER_FILE",
+__all__ = ["LocalCluster", "NodeStatus", "query_status", "free_ports", "process_alive",
+           "ignore_in_git",
+           "CLUSTER_FILE",
            "FAULTS_FILE", "ClusterError"]
 
 CLUSTER_FILE = "cluster"
@@ -61,6 +63,14 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return True  # no /proc (macOS): the signal test is all there is
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def ignore_in_git(directory: Path) -> None:
+    """Keep a run's files out of `git status` (a cluster started in a checkout), as pytest does
+    with its cache: a `.gitignore` of `*` inside the directory."""
+    marker = directory / ".gitignore"
+    if not marker.exists():
+        marker.write_text("# written by labs cluster: runtime files, not sources\n*\n")
 
 
 def free_ports(n: int) -> list[int]:
@@ -98,7 +108,7 @@ def query_status(addresses: list[str], deadline: float = STATUS_DEADLINE) -> lis
     try:
         futures = [AdminClient(end).status.future(StatusRequest()) for end in ends]
         statuses = []
-        for i, (address, future) in enumerate(zip(addresses, futures)):
+        for i, (address, future) in enumerate(zip(addresses, futures, strict=True)):
             try:
                 statuses.append(NodeStatus(i, address, future.result()))
             except RemoteError as exc:  # it answers, but the lab code raised
@@ -115,11 +125,13 @@ class LocalCluster:
     """n node processes on this machine, owned by this process."""
 
     def __init__(self, directory: str | os.PathLike[str], n: int = 3, lab: int = 3,
-                 addresses: list[str] | None = None, maxraftstate: int = DEFAULT_MAXRAFTSTATE) -> None:
+                 addresses: list[str] | None = None,
+                 maxraftstate: int = DEFAULT_MAXRAFTSTATE) -> None:
         if lab not in (2, 3):
             raise ClusterError(f"--lab must be 2 or 3, not {lab}")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        ignore_in_git(self.directory)
         if addresses is None:
             if n < 1:
                 raise ClusterError(f"a cluster needs at least 1 node, not {n}")
@@ -134,7 +146,7 @@ class LocalCluster:
         (self.directory / CLUSTER_FILE).write_text("".join(f"{a}\n" for a in addresses))
         self._write_rules()
 
-    # --- processes ---------------------------------------------------------------------------------
+    # --- processes -------------------------------------------------------------------------------
 
     def start(self, ready_timeout: float = 30.0) -> None:
         for i in range(self.n):
@@ -248,7 +260,7 @@ class LocalCluster:
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs if p is not None]
 
-    # --- network faults ------------------------------------------------------------------------------
+    # --- network faults --------------------------------------------------------------------------
 
     def _write_rules(self) -> None:
         path = self.directory / FAULTS_FILE
@@ -280,7 +292,7 @@ class LocalCluster:
     def rules(self) -> dict:
         return dict(self._rules)
 
-    # --- queries -------------------------------------------------------------------------------------
+    # --- queries ---------------------------------------------------------------------------------
 
     def status(self, deadline: float = STATUS_DEADLINE) -> list[NodeStatus]:
         return query_status(self.addresses, deadline)

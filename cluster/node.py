@@ -31,7 +31,15 @@ from pathlib import Path
 
 from cluster.clusterpb import AdminService, StatusReply, StatusRequest
 from cluster.persister import FilePersister
-from cluster.transport import DEFAULT_DEADLINE, FaultInterceptor, FaultRules, GrpcEnd, GrpcServer, connect
+from cluster.transport import (
+    DEFAULT_DEADLINE,
+    FaultInterceptor,
+    FaultRules,
+    GrpcEnd,
+    GrpcServer,
+    connect,
+)
+from labs.logsetup import configure_logging
 
 __all__ = ["main", "read_cluster_file", "RAFT_DEADLINE", "DEFAULT_MAXRAFTSTATE"]
 
@@ -151,8 +159,10 @@ def serve(me: int, addresses: list[str], data_dir: Path, lab: int, maxraftstate:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cluster.node",
                                      description="run one server of a raftlabs cluster")
-    parser.add_argument("--id", type=int, required=True, help="this server's line in the file, from 0")
-    parser.add_argument("--cluster-file", required=True, help="host:port of every server, one a line")
+    parser.add_argument("--id", type=int, required=True,
+                        help="this server's line in the file, from 0")
+    parser.add_argument("--cluster-file", required=True,
+                        help="host:port of every server, one a line")
     parser.add_argument("--dir", required=True, help="this server's data directory")
     parser.add_argument("--lab", type=int, choices=(2, 3), default=3)
     parser.add_argument("--maxraftstate", type=int, default=DEFAULT_MAXRAFTSTATE,
@@ -161,11 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-with-stdin", action="store_true",
                         help="exit when standard input closes (the controller's pipe)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper() if os.environ.get("LOG_LEVEL", "").isalpha()
-        else logging.INFO,
-        format=f"%(asctime)s.%(msecs)03d node-{args.id} %(name)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S", stream=sys.stderr)
+    # LOG_LEVEL as in the lab tests (`LOG_LEVEL=raft=debug labs cluster start`: each node's log
+    # then holds your debug() lines, for `labs logs`). The runtime's own lines stay on at info.
+    try:
+        configure_logging()
+    except ValueError as exc:
+        print(f"cluster.node: {exc}", file=sys.stderr)
+        return 2
+    if "cluster" not in os.environ.get("LOG_LEVEL", ""):
+        logging.getLogger("cluster").setLevel(logging.INFO)
     try:
         addresses = read_cluster_file(args.cluster_file)
     except (OSError, ValueError) as exc:

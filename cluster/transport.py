@@ -28,15 +28,19 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
 
 from labrpc import Disconnected, RemoteError, RpcError, Stopped, Timeout, Unimplemented
 from labrpc.network import (
-    DEAD_END_DELAY_MS, DROP_REPLY_PROBABILITY, DROP_REQUEST_PROBABILITY, SHORT_DELAY_MS,
+    DEAD_END_DELAY_MS,
+    DROP_REPLY_PROBABILITY,
+    DROP_REQUEST_PROBABILITY,
+    SHORT_DELAY_MS,
 )
 from labrpc.service import Method, Service
 
@@ -119,7 +123,8 @@ class GrpcServer:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _handler(method: Method, implementation: Any) -> Callable[[Message, grpc.ServicerContext], Message]:
+def _handler(method: Method,
+             implementation: Any) -> Callable[[Message, grpc.ServicerContext], Message]:
     function = getattr(implementation, method.attr, None)
 
     def handle(request: Message, context: grpc.ServicerContext) -> Message:
@@ -130,7 +135,8 @@ def _handler(method: Method, implementation: Any) -> Callable[[Message, grpc.Ser
         try:
             reply = function(request)
         except RpcError as exc:  # the handler refuses the call (a killed peer): pass the kind on
-            status, details = grpc.StatusCode.UNAVAILABLE, f"{_KIND_PREFIX}{type(exc).__name__}: {exc}"
+            status = grpc.StatusCode.UNAVAILABLE
+            details = f"{_KIND_PREFIX}{type(exc).__name__}: {exc}"
         except Exception as exc:  # a bug in the handler: the caller sees RemoteError
             log.exception("handler %s raised", method.full_name)
             status, details = grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}"
@@ -148,7 +154,8 @@ def _handler(method: Method, implementation: Any) -> Callable[[Message, grpc.Ser
 
 # --- client -------------------------------------------------------------------------------------
 
-def connect(address: str, interceptor: grpc.UnaryUnaryClientInterceptor | None = None) -> grpc.Channel:
+def connect(address: str,
+            interceptor: grpc.UnaryUnaryClientInterceptor | None = None) -> grpc.Channel:
     """A channel to `address` (host:port), passing `interceptor` if given."""
     channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
     return grpc.intercept_channel(channel, interceptor) if interceptor is not None else channel
@@ -176,7 +183,8 @@ def translate(error: grpc.RpcError, what: str) -> RpcError:
 class GrpcEnd:
     """A client end over a gRPC channel, for `RaftClient(end)` / `KvClient(end)`."""
 
-    def __init__(self, name: str, channel: grpc.Channel, deadline: float = DEFAULT_DEADLINE) -> None:
+    def __init__(self, name: str, channel: grpc.Channel,
+                 deadline: float = DEFAULT_DEADLINE) -> None:
         if deadline <= 0:
             raise ValueError(f"deadline must be positive, not {deadline}")
         self.name = name
@@ -340,11 +348,15 @@ class _DeferredCall(grpc.Call, grpc.Future):
 
     def code(self) -> grpc.StatusCode:
         error = self._future.exception()
-        return error.code() if isinstance(error, grpc.RpcError) and hasattr(error, "code") else grpc.StatusCode.OK
+        if isinstance(error, grpc.RpcError) and hasattr(error, "code"):
+            return error.code()
+        return grpc.StatusCode.OK
 
     def details(self) -> str:
         error = self._future.exception()
-        return error.details() if isinstance(error, grpc.RpcError) and hasattr(error, "details") else ""
+        if isinstance(error, grpc.RpcError) and hasattr(error, "details"):
+            return error.details()
+        return ""
 
 
 class FaultInterceptor(grpc.UnaryUnaryClientInterceptor):

@@ -38,6 +38,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -79,6 +80,8 @@ REORDER_SPREAD_MS = 2000             # ... plus U[0, 1 + U[0, 2000)) ms, skewed 
 # `Network()` without a seed takes it from here when set (`labs test --seed` sets it per run), so
 # a failed run can be repeated with the same drops, delays and reorderings.
 SEED_ENV = "LABRPC_SEED"
+
+_now = time.monotonic  # the clock of trace events (labs/timeline)
 
 _server_ids = itertools.count(1)
 _network_ids = itertools.count(1)
@@ -200,7 +203,7 @@ class _Call:
     (`long_reordering`), are read from the network when the call starts, under its lock."""
 
     __slots__ = ("end_name", "end", "method", "request", "server", "reliable", "long_reordering",
-                 "phase", "reply", "error", "finished", "_done", "_future")
+                 "phase", "reply", "error", "finished", "_done", "_future", "seq")
 
     def __init__(self, end_name: str, end: _EndState, method: Method, request: bytes,
                  server: Server | None, reliable: bool, long_reordering: bool,
@@ -214,6 +217,7 @@ class _Call:
         self.long_reordering = long_reordering
         self.phase = _ACTIVE
         self.finished = False  # `reply` and `error` are set when it finishes
+        self.seq = 0  # its number among the network's calls, when a timeline records them
         self._future = future
         if future is None:  # a blocking caller waits on this lock, acquired until the call ends
             self._done = done = threading.Lock()
@@ -259,24 +263,40 @@ class Network:
         name = f"labrpc{next(_network_ids)}"
         self._timers = TimerQueue(name)
         self._workers = WorkerPool(name)
+        # Where the calls' events go when a tester records a timeline (labs/timeline): a list,
+        # appended to without a lock of its own (list.append is atomic), or None.
+        self._trace: list[tuple] | None = None
 
     # --- configuration ----------------------------------------------------------------------------
+
+    def set_trace(self, events: list[tuple] | None) -> None:
+        """Append the network's events to `events` from now on (None: stop). Each is a tuple
+        `(kind, time.monotonic(), ...)`; labs/timeline/recorder.py lists the kinds."""
+        self._trace = events
+
+    def _traced(self, *event: Any) -> None:
+        trace = self._trace
+        if trace is not None:
+            trace.append((event[0], _now(), *event[1:]))
 
     def set_reliable(self, reliable: bool) -> None:
         """Calls started from now on are (un)reliable; calls in flight keep what they started
         with."""
         with self._lock:
             self._reliable = reliable
+        self._traced("net", "reliable", reliable)
 
     def set_long_delays(self, long_delays: bool) -> None:
         """Dead ends fail after up to 7 s instead of 100 ms."""
         with self._lock:
             self._long_delays = long_delays
+        self._traced("net", "long_delays", long_delays)
 
     def set_long_reordering(self, long_reordering: bool) -> None:
         """Hold back 2 replies in 3 by 200..2200 ms, for calls started from now on."""
         with self._lock:
             self._long_reordering = long_reordering
+        self._traced("net", "long_reordering", long_reordering)
 
     def create_client(self, name: str) -> ClientEnd:
         """A new end, disabled and connected to nothing."""
@@ -294,6 +314,7 @@ class Network:
         with self._lock:
             self._end_state(end).enabled = enabled
             failed = [] if enabled else self._fail_dead_calls()
+        self._traced("enable", end if isinstance(end, str) else end.name, enabled)
         _wake(failed)
 
     def add_server(self, server: Server) -> None:
@@ -302,6 +323,7 @@ class Network:
             self._servers[server.name] = server
             self._server_counts.setdefault(server.name, 0)
             failed = self._fail_dead_calls()
+        self._traced("server", server.name, True)
         _wake(failed)
 
     def delete_server(self, name: str) -> None:
@@ -309,6 +331,7 @@ class Network:
         with self._lock:
             self._servers.pop(name, None)
             failed = self._fail_dead_calls()
+        self._traced("server", name, False)
         _wake(failed)
 
     # --- counters ---------------------------------------------------------------------------------
@@ -396,6 +419,11 @@ class Network:
             call = _Call(end.name, state, method, request, server, reliable,
                          self._long_reordering, future)
             self._unfinished.add(call)
+            trace = self._trace
+            if trace is not None:
+                call.seq = self._total_count
+                trace.append(("call", _now(), call.seq, end.name, method.name,
+                              None if server is None else server.name))
             if server is None:
                 call.phase = _SETTLED
                 limit = LONG_DEAD_END_DELAY_MS if self._long_delays else DEAD_END_DELAY_MS
@@ -408,6 +436,8 @@ class Network:
                 delay = self._random.randrange(SHORT_DELAY_MS) / 1000
                 if self._random.random() < DROP_REQUEST_PROBABILITY:
                     call.phase = _SETTLED
+                    if trace is not None:
+                        trace.append(("drop", _now(), call.seq))
                     self._timers.schedule(delay, self._finish_later, call, None,
                                           Timeout(f"{method.full_name}: request lost"))
                 else:
@@ -441,6 +471,9 @@ class Network:
         so the woken caller never has to wait for the worker to let go of the interpreter."""
         if self._closed:  # read without the lock: a handler that starts now began before shutdown
             return None
+        trace = self._trace
+        if trace is not None:
+            trace.append(("run", _now(), call.seq))
         method = call.method
         try:
             reply, error = call.server._dispatch(method.service, method.name, call.request), None
@@ -462,6 +495,9 @@ class Network:
                 if error is None:
                     self._total_bytes += len(reply)
                 call.reply, call.error = reply, error
+                if trace is not None:
+                    trace.append(("done", _now(), call.seq,
+                                  "ok" if error is None else type(error).__name__))
             elif self._is_dead(call):
                 # The server crashed or was cut off while handling: its answer never arrives, so
                 # a client never sees a positive reply to a write that the crashed server saved
@@ -502,6 +538,10 @@ class Network:
         if error is None:
             self._total_bytes += len(reply)
         call.reply, call.error = reply, error
+        trace = self._trace
+        if trace is not None:
+            trace.append(("done", _now(), call.seq,
+                          "ok" if error is None else type(error).__name__))
 
     def _fail_dead_calls(self) -> list[_Call]:
         """Fail every active call whose end or server just died. Hold the lock."""

@@ -71,6 +71,12 @@ def _cmd_check_history(args: argparse.Namespace) -> int:
     return check_history(args.file, timeout=args.timeout or None, html=args.html)
 
 
+def _cmd_timeline(args: argparse.Namespace) -> int:
+    from labs.timeline.command import timeline_command
+
+    return timeline_command(args.log, args.output)
+
+
 def _timeout_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -192,6 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
                             "name with .linearizability.html, beside it; for stdin, "
                             "history.linearizability.html here)")
     check.set_defaults(func=_cmd_check_history)
+
+    timeline = commands.add_parser(
+        "timeline", help="draw a failed run's timeline (an HTML page) from its kept log",
+        description="Draw the timeline of a lab test run as one self-contained HTML page: each "
+                    "peer's term, leadership, crashes, applied index and snapshots, the faults "
+                    "the tester injected, the RPCs, clerk operations (lab 3) and the log's "
+                    "debug() lines. LOG is a log that `labs test` kept (or any output of a "
+                    "failed test): it names the events file the test wrote.")
+    timeline.add_argument("log", metavar="LOG", help="the log of a failed run")
+    timeline.add_argument("-o", "--output", metavar="PAGE",
+                          help="where to write the page (default: LOG's name with "
+                               ".timeline.html, beside it)")
+    timeline.set_defaults(func=_cmd_timeline)
     return parser
 
 

@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -249,6 +250,20 @@ def run_once(run: Run, root: Path, scratch: Path, output: Path, timeout: float,
     return Outcome(run, False, seconds, returncode, timed_out, kept)
 
 
+def _run_and_draw(*args: Any, **kwargs: Any) -> Outcome:
+    """run_once, then, for a kept log, its timeline page beside it (`labs timeline LOG`)."""
+    outcome = run_once(*args, **kwargs)
+    if outcome.log is not None:
+        from labs.timeline.command import render_log
+
+        try:
+            render_log(outcome.log, only_with_data=True)
+        except Exception as exc:  # a page that cannot be drawn must not lose the run's verdict
+            with open(outcome.log, "a") as log:
+                log.write(f"# labs test: no timeline page: {type(exc).__name__}: {exc}\n")
+    return outcome
+
+
 def _stop_hung(process: subprocess.Popen[bytes]) -> int | None:
     """Thread stacks (SIGUSR1) and names (SIGUSR2), then SIGINT so that pytest reports, then
     SIGKILL for the whole group."""
@@ -402,7 +417,7 @@ def run_tests(words: list[str], *, iterations: int, workers: int, output: Path,
             ThreadPoolExecutor(max_workers=workers) as pool, \
             stop_all_on_interrupt(running, pool) as interruption:
         pending: set[Future[Outcome]] = {
-            pool.submit(run_once, run, root, Path(scratch), output, timeout, running, options)
+            pool.submit(_run_and_draw, run, root, Path(scratch), output, timeout, running, options)
             for run in runs}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -6,6 +6,10 @@ plus two signals the runner sends to a run that has hung, both answered in the r
 * SIGUSR2: the names of the threads (`MainThread` and those your code names) by the ids the
   stacks above show.
 
+SIGUSR2 also writes the events of every lab test timeline still recording into test-failures/
+and names each file in the log ("timeline events: ..."), so that `labs test` can draw the hung
+run's timeline (labs/timeline).
+
 Both write to a duplicate of file descriptor 2, taken before pytest starts: pytest's output
 capture swaps sys.stderr (and may redirect fd 2 itself), but not this duplicate.
 """
@@ -18,6 +22,8 @@ import signal
 import sys
 import threading
 
+from labs.timeline import dump_active
+
 _log = sys.stderr   # replaced in main()
 
 
@@ -26,6 +32,11 @@ def _write_thread_names(signum: int, frame: object) -> None:
     lines += [f"  0x{thread.ident or 0:016x}  {thread.name}" for thread in threading.enumerate()]
     _log.write("\n".join(lines) + "\n\n")
     _log.flush()
+    try:
+        dump_active(_log)
+    except Exception as exc:  # the thread names matter more
+        _log.write(f"timeline: not written: {type(exc).__name__}: {exc}\n")
+        _log.flush()
 
 
 def main() -> int:

@@ -11,7 +11,12 @@ does. Each suite's `Config` (tests/raft/raft_harness.py, tests/kvraft/kv_harness
   next check (or during `sleep`), so nothing is lost in a background thread;
 * helper threads (`spawn`, `stop_flag`) that end when the test ends, even a failed one;
 * the leadership monitor: every 50 ms it asks every live peer for its state, and two peers
-  leading in one term fail the test.
+  leading in one term fail the test;
+* the run's timeline (labs/timeline): the peers' terms and leadership as the monitor samples
+  them, what each suite records (crashes, applies, snapshots, clerk operations) and every RPC as
+  labrpc carries or loses it. When a test fails, the failure names the page drawn from it
+  (`timeline: test-failures/<test>-<time>.timeline.html`) and its events file. LABS_TIMELINE=off
+  records nothing.
 
 The plugin half (registered by tests/conftest.py) turns these into fixtures and hooks. A test
 that uses the `lab_clusters` fixture, through its suite's `make_config`, is a lab test: it is
@@ -32,11 +37,15 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 import pytest
 
 import labrpc
+from labs.timeline import EVENTS_SUFFIX, PAGE_SUFFIX, Timeline, read_events, recording_enabled
+from labs.timeline import write_page as write_timeline_page
+from labs.timeline.recorder import EVENTS_LINE, PAGE_LINE, safe_stem
 
 __all__ = [
     "Cluster", "ClusterRegistry", "LeadershipMonitor", "Spawned", "TesterFailure",
@@ -58,6 +67,8 @@ THREAD_EXIT_POLL = 0.050
 LEAKED_STACK_FRAMES = 4           # innermost frames shown for each thread that did not exit
 
 LAB_FIXTURE = "lab_clusters"      # a test using this fixture (via make_config) is a lab test
+FAILURE_DIR = "test-failures"     # under the rootdir: the pages of failed tests
+FAILURE_TEXT_LIMIT = 20_000       # characters of the failure a timeline page shows
 
 
 class TesterFailure(AssertionError):
@@ -109,6 +120,12 @@ class Cluster(Generic[P]):
         self.title = ""
         self.t_begin = time.monotonic()
         self._monitor = LeadershipMonitor(self)
+        # What the run did, for the page a failure leaves (None: LABS_TIMELINE=off).
+        self.timeline: Timeline | None = Timeline() if recording_enabled() else None
+        if self.timeline is not None:
+            self.timeline.meta["peers"] = n
+        self.linearizability_page: Path | None = None   # lab 3 sets it when it draws one
+        self._timeline_lines: list[str] | None = None   # once written: the lines naming it
 
     # --- what a suite's config provides --------------------------------------------------------
 
@@ -127,12 +144,20 @@ class Cluster(Generic[P]):
     def start_monitor(self) -> None:
         self._monitor.start()
 
+    def record_network(self, net: labrpc.Network) -> None:
+        """Let the timeline record `net`'s calls and faults (call before configuring it)."""
+        if self.timeline is not None:
+            net.set_trace(self.timeline.events)
+
     # --- the summary line ------------------------------------------------------------------------
 
     def begin(self, title: str) -> None:
         """Start the part of the test the summary line measures."""
         log.info("%s ...", title)
         self.title = title
+        if self.timeline is not None:
+            self.timeline.meta["title"] = title
+            self.timeline.note(f"begin: {title}")
         self.t_begin = time.monotonic()
 
     def end(self) -> None:
@@ -225,7 +250,37 @@ class Cluster(Generic[P]):
         problems += self.unreported_failures()
         if check_time_limit and time.monotonic() - self.t_created > TEST_TIME_LIMIT:
             problems.append(f"test took longer than {TEST_TIME_LIMIT:.0f} seconds")
+        if self.timeline is not None:
+            self.timeline.close()
         return problems
+
+    def write_timeline(self, failure: str) -> list[str]:
+        """Write the timeline's events and its page into the timeline's directory; return the
+        lines that name them in the failure message (the same lines again if already written:
+        a test failing in its call and again in teardown gets one page, up to the first)."""
+        timeline = self.timeline
+        if self._timeline_lines is not None or timeline is None or timeline.dump_dir is None:
+            return self._timeline_lines or []
+        stem = f"{timeline.dump_stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        for k in range(1, 100):  # several clusters in one test, or a second within a second
+            events_path = timeline.dump_dir / f"{stem}{EVENTS_SUFFIX}"
+            if not events_path.exists():
+                break
+            stem = f"{timeline.dump_stem}-{time.strftime('%Y%m%d-%H%M%S')}-{k + 1}"
+        page = timeline.dump_dir / f"{stem}{PAGE_SUFFIX}"
+        extra = {}
+        if self.linearizability_page is not None:  # beside the page: a relative link
+            extra["linearizability"] = self.linearizability_page.name
+        try:
+            timeline.write_events(events_path, failure=failure[:FAILURE_TEXT_LIMIT],
+                                  test=timeline.dump_stem, **extra)
+            meta, events = read_events(events_path)
+            write_timeline_page(page, meta, events)
+        except (OSError, ValueError) as exc:  # the verdict matters more than the page
+            self._timeline_lines = [f"(could not write the timeline in {timeline.dump_dir}: {exc})"]
+            return self._timeline_lines
+        self._timeline_lines = [f"{PAGE_LINE}{_shown(page)}", f"{EVENTS_LINE}{_shown(events_path)}"]
+        return self._timeline_lines
 
     def thread_died(self, args: threading.ExceptHookArgs) -> None:
         """threading.excepthook, while this cluster runs: a thread's uncaught exception."""
@@ -277,6 +332,7 @@ class LeadershipMonitor(threading.Thread):
         self._stopped.set()
 
     def run(self) -> None:
+        timeline = self.cluster.timeline
         while not self._stopped.wait(MONITOR_INTERVAL):
             for i, node in self.cluster.live_nodes():
                 try:
@@ -285,6 +341,8 @@ class LeadershipMonitor(threading.Thread):
                     self.cluster.record_failure(f"server {i}: get_state() raised "
                                                 f"{type(exc).__name__}: {exc}")
                     continue
+                if timeline is not None:
+                    timeline.role(i, state.term, state.is_leader)
                 if not state.is_leader:
                     continue
                 leader = self.leader_of_term.setdefault(state.term, i)
@@ -355,9 +413,12 @@ class ClusterRegistry:
     A suite's `make_config` fixture builds its Config with `report=registry.report` and hands
     it to `track()`."""
 
-    def __init__(self, reporter: Any) -> None:
+    def __init__(self, reporter: Any, failure_dir: Path | None = None,
+                 test_name: str = "test") -> None:
         self._reporter = reporter
         self.clusters: list[Cluster] = []
+        self.failure_dir = failure_dir     # where a failed test's timeline goes
+        self.test_name = test_name
 
     def report(self, line: str) -> None:
         """Write a line past output capture, so summary lines show in plain `make` output."""
@@ -368,7 +429,17 @@ class ClusterRegistry:
 
     def track(self, cluster: Cluster) -> Cluster:
         self.clusters.append(cluster)
+        if cluster.timeline is not None:
+            cluster.timeline.dump_dir = self.failure_dir
+            cluster.timeline.dump_stem = safe_stem(self.test_name)
         return cluster
+
+    def write_timelines(self, failure: str) -> list[str]:
+        """The test failed: write each cluster's timeline; the lines naming the pages."""
+        lines: list[str] = []
+        for cluster in self.clusters:
+            lines += cluster.write_timeline(failure)
+        return lines
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -383,7 +454,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     if report.when == "call":
         item.stash[_call_report] = report
+        registry = getattr(item, "funcargs", {}).get(LAB_FIXTURE)
+        if report.failed and isinstance(registry, ClusterRegistry):
+            _add_to_failure(report, registry.write_timelines(report.longreprtext))
     return report
+
+
+def _add_to_failure(report: pytest.TestReport, lines: list[str]) -> None:
+    """Append lines to a failure's text, where pytest prints it (and `labs test` keeps it)."""
+    if not lines:
+        return
+    text = "\n".join(lines)
+    longrepr = report.longrepr
+    if hasattr(longrepr, "addsection"):
+        longrepr.addsection("timeline of this run", text)
+    elif isinstance(longrepr, str):
+        report.longrepr = f"{longrepr}\n{text}"
+    elif isinstance(longrepr, tuple) and len(longrepr) == 3:
+        report.longrepr = (longrepr[0], longrepr[1], f"{longrepr[2]}\n{text}")
 
 
 @pytest.fixture
@@ -391,7 +479,8 @@ def lab_clusters(request: pytest.FixtureRequest):
     """Tracks the clusters a test builds; afterwards tears them down and fails the test on
     problems found then: unraised background failures, a kill() that hangs, the time limit
     (only if the test passed otherwise), and threads still running 2 s after teardown."""
-    registry = ClusterRegistry(request.config.pluginmanager.getplugin("terminalreporter"))
+    registry = ClusterRegistry(request.config.pluginmanager.getplugin("terminalreporter"),
+                               request.config.rootpath / FAILURE_DIR, request.node.name)
     threads_before = set(threading.enumerate())
     previous_hook = threading.excepthook
 
@@ -416,7 +505,18 @@ def lab_clusters(request: pytest.FixtureRequest):
         problems.append(f"{len(leaked)} thread(s) still running {THREAD_EXIT_GRACE:.0f} s after "
                         "teardown:\n" + "\n".join(describe_thread(t) for t in leaked))
     if problems:
+        problems += registry.write_timelines("\n".join(problems))
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+def _shown(path: Path) -> str:
+    """A file the failure names: relative to the working directory when inside it (the
+    repository root, usually: `test-failures/...`), else absolute."""
+    path = path.resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _relative(filename: str) -> str:

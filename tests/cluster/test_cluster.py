@@ -26,7 +26,8 @@ KILL_AT = 5.0
 
 def test_cluster_survives_the_leader_killed_once(tmp_path):
     out = io.StringIO()
-    status, report = run_check(SECONDS, clients=3, nemesis=[], n=3, directory=str(tmp_path / "nodes"),
+    status, report = run_check(SECONDS, clients=3, nemesis=[], n=3,
+                               directory=str(tmp_path / "nodes"),
                                out_dir=str(tmp_path / "report"), seed=14, out=out,
                                schedule=[(KILL_AT, "kill")])
     text = out.getvalue()

@@ -11,7 +11,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pytest
 
 from cluster.clusterpb import (
-    AdminClient, AdminService, ControlClient, ControlRequest, StatusReply, StatusRequest,
+    AdminClient,
+    AdminService,
+    ControlClient,
+    ControlRequest,
+    StatusReply,
+    StatusRequest,
 )
 from cluster.control import free_ports
 from cluster.transport import FaultInterceptor, FaultRules, GrpcEnd, GrpcServer, connect
@@ -166,7 +171,7 @@ def test_a_port_in_use_fails_the_start_loudly():
         second.stop(0)
 
 
-# --- the fault interceptor -------------------------------------------------------------------------
+# --- the fault interceptor -----------------------------------------------------------------------
 
 @pytest.fixture
 def executor():

@@ -126,6 +126,7 @@ class RpcWatch:
         # (sender, rpc) -> which of that sender's requests the network loses
         self.lost: dict[tuple[int, str], Callable[[Any], bool]] = {}
         self.holds: list[ReplyHold] = []
+        self.timeline: Any = None   # the cluster's Timeline, which hears of the lost requests
 
     def record(self, sender: int, args: Any) -> None:
         key = (getattr(args, "term", None), bool(getattr(args, "pre_vote", False)))
@@ -239,6 +240,8 @@ class _WatchedEnd:
 
     def _lost(self, method: Any, args: Any) -> labrpc.Timeout | None:
         if self._watch.is_lost(self._sender, method.name, args):
+            if self._watch.timeline is not None:
+                self._watch.timeline.lost(self._sender, self._receiver, method.name)
             return labrpc.Timeout(f"{self.name}: the network lost this {method.name}")
         return None
 
@@ -279,6 +282,7 @@ class Config(Cluster[Node]):
         super().__init__(n, report)
         self.snapshot = snapshot
         self.net = labrpc.Network()
+        self.record_network(self.net)
         self.net.set_reliable(not unreliable)
         self.net.set_long_delays(True)
 
@@ -292,6 +296,7 @@ class Config(Cluster[Node]):
         self._appliers: list[_Applier | None] = [None] * n
         self.rpcs_begin = self.bytes_begin = self.max_index_begin = 0
         self.watch = RpcWatch()
+        self.watch.timeline = self.timeline
 
         try:
             for i in range(n):
@@ -403,6 +408,8 @@ class Config(Cluster[Node]):
             self.saved[i] = self.saved[i].copy()
             node, applier = self.nodes[i], self._appliers[i]
         if node is not None:
+            if self.timeline is not None:
+                self.timeline.crash(i)
             if applier is not None:
                 applier.node_killed()
             node.kill()
@@ -425,7 +432,9 @@ class Config(Cluster[Node]):
                 victims.append((self.nodes[i], self._appliers[i]))
                 self.nodes[i] = None
                 self._appliers[i] = None
-        for node, applier in victims:
+        for i, (node, applier) in zip(servers, victims, strict=True):
+            if self.timeline is not None and node is not None:
+                self.timeline.crash(i)
             if applier is not None:
                 applier.node_killed()
             if node is not None:
@@ -445,6 +454,8 @@ class Config(Cluster[Node]):
             end = self.net.create_client(name)
             self.net.connect(end, server_name(j))
             ends.append(end)
+            if self.timeline is not None:
+                self.timeline.end(name, i, j)
         with self._lock:
             self.end_names[i] = names
             self.saved[i] = self.saved[i].copy()
@@ -455,6 +466,10 @@ class Config(Cluster[Node]):
         last_applied = 0
         if self.snapshot and persister.snapshot_size() > 0:
             last_applied = self._install_tester_snapshot(i, persister.snapshot(), "restarted from")
+        if self.timeline is not None:
+            self.timeline.start(i)
+            if last_applied:
+                self.timeline.install(i, last_applied)
         # One message at a time, like Go's unbuffered applyCh: a put waits until the service
         # took the previous message, so a Raft that puts while holding its lock deadlocks with
         # a service calling back into it (snapshot(), cond_install_snapshot()), as in Go.
@@ -918,9 +933,14 @@ class _Applier(threading.Thread):
             if index > 1 and not prev_ok and error is None:
                 error = f"server {i} apply out of order {index}"
         self.last_applied = index
+        timeline = self.cfg.timeline
+        if timeline is not None:
+            timeline.apply(i, index)
         if error is not None:
             self._error(error)
         if self.cfg.snapshot and (index + 1) % SNAPSHOT_INTERVAL == 0:
+            if timeline is not None:
+                timeline.snapshot(i, index)
             self.node.snapshot(index, self.cfg._tester_snapshot(i, index))
 
     def _apply_snapshot(self, msg: ApplySnapshot) -> None:
@@ -940,3 +960,5 @@ class _Applier(threading.Thread):
             self._error(f"server {self.server} delivered ApplySnapshot(index={msg.index}) whose "
                         f"data ends at index {index}")
         self.last_applied = msg.index
+        if self.cfg.timeline is not None:
+            self.cfg.timeline.install(self.server, msg.index)
