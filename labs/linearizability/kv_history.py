@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from labs.linearizability.checker import CheckResult, check_operations
-from labs.linearizability.model import GET, KV_OPS, NEVER_RETURNED, KvInput, KvModel, Operation
+from labs.linearizability.kv_model import KvModel
+from labs.linearizability.model import GET, KV_OPS, NEVER_RETURNED, KvInput, Operation
 from labs.linearizability.visualize import write_html
 
 __all__ = ["Recorder", "PendingCall", "check_kv", "write_html", "LINEARIZABILITY_CHECK_TIMEOUT"]

@@ -8,6 +8,7 @@ linearized in either order, and one that returned before another was called come
 
 from __future__ import annotations
 
+import ast
 import io
 import itertools
 import math
@@ -602,3 +603,34 @@ def test_cli_entry_point(tmp_path: Path) -> None:
     assert run.stdout.startswith("linearizable")
 
 
+
+
+def _imports_within(package: Path, prefix: str) -> dict[str, set[str]]:
+    """Module -> the modules of the same package it imports, at the top or inside a function."""
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        module = f"{prefix}.{path.stem}"
+        graph[module] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            graph[module].update(n for n in names if n.startswith(prefix + ".") and n != module)
+    return graph
+
+
+def test_the_checker_modules_import_each_other_without_a_cycle() -> None:
+    import labs.linearizability as package
+
+    graph = _imports_within(Path(package.__file__).parent, "labs.linearizability")
+    assert graph["labs.linearizability.kv_model"] >= {"labs.linearizability.kv_reads"}
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import cycle: {' -> '.join((*path, module))}"
+        if module not in done:
+            for imported in graph.get(module, ()):
+                visit(imported, (*path, module))
+            done.add(module)
+
+    for module in graph:
+        visit(module, ())
