@@ -97,7 +97,7 @@ class _BenchHandler:
         self.reply_type = reply_type
         self.last = 0
 
-    def handler(self, args):  # noqa: ANN001, ANN201 (types come from the generated module)
+    def handler(self, args):  # untyped: the message types come from the generated module
         self.last = args.x
         return self.reply_type(x=f"handler-{args.x}")
 
@@ -200,7 +200,7 @@ def _concurrent_rate(clients: list, args: object, calls_per_client: int) -> floa
     start = threading.Barrier(len(clients) + 1)
     errors: list[BaseException] = []
 
-    def run(client) -> None:  # noqa: ANN001
+    def run(client) -> None:
         start.wait()
         try:
             for _ in range(calls_per_client):

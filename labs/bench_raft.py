@@ -44,7 +44,7 @@ class _Cluster:
             self.net.add_server(server)
             self.nodes.append(node)
 
-    def wait_for_leader(self, limit: float = 10.0):  # noqa: ANN201 (a raft Node)
+    def wait_for_leader(self, limit: float = 10.0):  # returns a raft Node
         deadline = time.monotonic() + limit
         while True:
             leaders = [n for n in self.nodes if n.is_leader()]

@@ -44,14 +44,14 @@ from typing import Any
 
 # pytest imports this plugin before any conftest or test module: these are loaded already, and
 # importing them here makes sure every watched module is in the snapshot below.
-import _pytest.main  # noqa: F401
-import _pytest.outcomes  # noqa: F401
-import _pytest.python  # noqa: F401
-import _pytest.reports  # noqa: F401
-import _pytest.runner  # noqa: F401
+import _pytest.main
+import _pytest.outcomes
+import _pytest.python
+import _pytest.reports
+import _pytest.runner  # noqa: F401 (the other imports bind _pytest; this one only loads)
 import pluggy
-import pluggy._callers  # noqa: F401
-import pluggy._hooks  # noqa: F401
+import pluggy._callers
+import pluggy._hooks
 import pytest
 
 CHANNEL_ENV = "RAFTLABS_GRADE_CHANNEL"   # "<brief read fd>,<result write fd>"

@@ -242,7 +242,7 @@ def _random_small_history(rng: random.Random) -> list[Operation]:
 class _PlainKvModel(KvModel):
     """The KV model without its hints: the checker runs plain WGL."""
 
-    def read_hints(self, operations):  # type: ignore[override]
+    def read_hints(self, operations):
         return ReadHints.none(len(operations))
 
 

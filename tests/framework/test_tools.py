@@ -288,7 +288,7 @@ def test_debug_lines_are_debug_records_of_the_callers_logger(debug_output: io.St
     debug_module.configure("raft=debug", stream=debug_output)
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+    handler.emit = records.append
     logging.getLogger("raft").addHandler(handler)
     try:
         _call_from("raft.raft", Topic.COMMIT, "S%d commit index %d", 1, 7)
