@@ -47,7 +47,14 @@ from types import FrameType
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -398,21 +405,10 @@ def run_tests(words: list[str], *, iterations: int, workers: int, output: Path,
     runs = [Run(test, number, base_seed + number)
             for number in range(iterations) for test in tests]
     all_stats = {test: _TestStats(test, iterations) for test in tests}
-    title = (f"labs test: {len(tests)} test{'s' * (len(tests) != 1)} × {iterations} "
-             f"run{'s' * (iterations != 1)}, {workers} at a time, seeds {base_seed}.."
-             f"{base_seed + iterations - 1}")
-    console.print(title, markup=False)
+    console.print(_title(tests, iterations, workers, base_seed), markup=False)
 
     running = _Running()
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
-        TextColumn("{task.fields[failed]}"), TextColumn("{task.fields[time]}"),
-        TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal,
-    )
-    width = max(len(t.name) for t in tests)
-    task_of = {test: progress.add_task(test.name.ljust(width), total=iterations,
-                                       failed="0 failed", time="")
-               for test in tests}
+    progress, task_of = _progress_bars(console, tests, iterations)
     with tempfile.TemporaryDirectory(prefix="labs-test-") as scratch, progress, \
             ThreadPoolExecutor(max_workers=workers) as pool, \
             stop_all_on_interrupt(running, pool) as interruption:
@@ -422,24 +418,55 @@ def run_tests(words: list[str], *, iterations: int, workers: int, output: Path,
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                outcome = future.result()
-                stats = all_stats[outcome.run.test]
-                stats.add(outcome)
-                failed = len(stats.failed)
-                progress.update(task_of[outcome.run.test], advance=1,
-                                failed=f"[red]{failed} failed" if failed else "0 failed",
-                                time=f"{stats.time_text()} s" if stats.seconds else "")
-                if not outcome.passed:
-                    what = "HUNG" if outcome.timed_out else "FAILED"
-                    console.print(
-                        Text(f"{what} {outcome.run.test.name} run {outcome.run.number} "
-                             f"(seed {outcome.run.seed}) -> "
-                             f"{_display_path(outcome.log) if outcome.log else ''}",
-                             style="red"))
-    interrupted = interruption.interrupted
-    console.print(_summary_table(list(all_stats.values()), output))
-    total = sum(s.done for s in all_stats.values())
-    failed = sum(len(s.failed) for s in all_stats.values())
+                _record(future.result(), all_stats, progress, task_of, console)
+    return _report(console, list(all_stats.values()), output, interruption.interrupted)
+
+
+def _title(tests: list[TestId], iterations: int, workers: int, base_seed: int) -> str:
+    return (f"labs test: {len(tests)} test{'s' * (len(tests) != 1)} × {iterations} "
+            f"run{'s' * (iterations != 1)}, {workers} at a time, seeds {base_seed}.."
+            f"{base_seed + iterations - 1}")
+
+
+def _progress_bars(console: Console, tests: list[TestId],
+                   iterations: int) -> tuple[Progress, dict[TestId, TaskID]]:
+    """A bar per test (on a terminal only), and each test's bar."""
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]}"), TextColumn("{task.fields[time]}"),
+        TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal,
+    )
+    width = max(len(t.name) for t in tests)
+    task_of = {test: progress.add_task(test.name.ljust(width), total=iterations,
+                                       failed="0 failed", time="")
+               for test in tests}
+    return progress, task_of
+
+
+def _record(outcome: Outcome, all_stats: dict[TestId, _TestStats], progress: Progress,
+            task_of: dict[TestId, TaskID], console: Console) -> None:
+    """Count a finished run, advance its test's bar, and name a failed run's log at once."""
+    stats = all_stats[outcome.run.test]
+    stats.add(outcome)
+    failed = len(stats.failed)
+    progress.update(task_of[outcome.run.test], advance=1,
+                    failed=f"[red]{failed} failed" if failed else "0 failed",
+                    time=f"{stats.time_text()} s" if stats.seconds else "")
+    if not outcome.passed:
+        what = "HUNG" if outcome.timed_out else "FAILED"
+        console.print(
+            Text(f"{what} {outcome.run.test.name} run {outcome.run.number} "
+                 f"(seed {outcome.run.seed}) -> "
+                 f"{_display_path(outcome.log) if outcome.log else ''}",
+                 style="red"))
+
+
+def _report(console: Console, all_stats: list[_TestStats], output: Path,
+            interrupted: bool) -> int:
+    """The summary table and last line; the exit status of `labs test`."""
+    console.print(_summary_table(all_stats, output))
+    total = sum(s.done for s in all_stats)
+    failed = sum(len(s.failed) for s in all_stats)
     if interrupted:
         console.print(f"interrupted after {total} runs; {failed} failed", style="yellow")
         return 130
