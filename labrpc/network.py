@@ -203,7 +203,8 @@ class _Call:
     (`long_reordering`), are read from the network when the call starts, under its lock."""
 
     __slots__ = ("end_name", "end", "method", "request", "server", "reliable", "long_reordering",
-                 "phase", "reply", "error", "finished", "_done", "_future", "seq")
+                 "phase", "reply", "error", "finished", "_done", "_future",
+                 "seq")  # its number, set only while a timeline records (labs/timeline)
 
     def __init__(self, end_name: str, end: _EndState, method: Method, request: bytes,
                  server: Server | None, reliable: bool, long_reordering: bool,
@@ -217,7 +218,6 @@ class _Call:
         self.long_reordering = long_reordering
         self.phase = _ACTIVE
         self.finished = False  # `reply` and `error` are set when it finishes
-        self.seq = 0  # its number among the network's calls, when a timeline records them
         self._future = future
         if future is None:  # a blocking caller waits on this lock, acquired until the call ends
             self._done = done = threading.Lock()
@@ -473,7 +473,7 @@ class Network:
             return None
         trace = self._trace
         if trace is not None:
-            trace.append(("run", _now(), call.seq))
+            trace.append(("run", _now(), getattr(call, "seq", 0)))
         method = call.method
         try:
             reply, error = call.server._dispatch(method.service, method.name, call.request), None
@@ -496,7 +496,7 @@ class Network:
                     self._total_bytes += len(reply)
                 call.reply, call.error = reply, error
                 if trace is not None:
-                    trace.append(("done", _now(), call.seq,
+                    trace.append(("done", _now(), getattr(call, "seq", 0),
                                   "ok" if error is None else type(error).__name__))
             elif self._is_dead(call):
                 # The server crashed or was cut off while handling: its answer never arrives, so
@@ -540,7 +540,7 @@ class Network:
         call.reply, call.error = reply, error
         trace = self._trace
         if trace is not None:
-            trace.append(("done", _now(), call.seq,
+            trace.append(("done", _now(), getattr(call, "seq", 0),
                           "ok" if error is None else type(error).__name__))
 
     def _fail_dead_calls(self) -> list[_Call]:
