@@ -555,8 +555,9 @@ def test_default_rubric_covers_every_lab_test() -> None:
     rubric = load_rubric()
     graded = {t.nodeid for t in rubric.tests}
     defined = set()
+    # The lab suites; tests/framework and tests/cluster test the tools, not a student's labs.
     for test_file in sorted((REPO_ROOT / "tests").glob("*/test_*.py")):
-        if test_file.parent.name == "framework":
+        if test_file.parent.name not in ("raft", "kvraft"):
             continue
         tree = ast.parse(test_file.read_text())
         defined |= {f"{test_file.relative_to(REPO_ROOT).as_posix()}::{node.name}"
