@@ -4,6 +4,9 @@ The lab testers build a cluster of peers on an emulated network, poke it, and ch
 does. Each suite's `Config` (tests/raft/raft_harness.py, tests/kvraft/kv_harness.py) extends
 `Cluster`, which owns the bookkeeping both need:
 
+* the emulated network (`net`), the running peers (`nodes`), the persister saved for each
+  server's next instance (`saved`), each server's ends to the others (`end_names`), and what is
+  read from them (`rpc_total`, `log_size`, `snapshot_size`, `is_alive`, `live_nodes`);
 * the summary line: `begin(title)` starts the measured part, `end()` checks the time limit and
   the background failures, then prints the suite's line through the terminal reporter;
 * the 120 s limit, measured from the cluster's creation (`check_timeout`);
@@ -30,6 +33,7 @@ it too: a peer's thread that raises stops that peer's work silently, and the sym
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -46,6 +50,7 @@ import labrpc
 from labs.timeline import EVENTS_SUFFIX, PAGE_SUFFIX, Timeline, read_events, recording_enabled
 from labs.timeline import write_page as write_timeline_page
 from labs.timeline.recorder import EVENTS_LINE, PAGE_LINE, safe_stem
+from raft.persister import MemoryPersister
 
 __all__ = [
     "Cluster", "ClusterRegistry", "LeadershipMonitor", "Spawned", "TesterFailure",
@@ -65,10 +70,14 @@ WATCH_INTERVAL = 0.100            # sleep() looks for background failures this o
 THREAD_EXIT_GRACE = 2.0           # threads of a test must be gone this long after teardown
 THREAD_EXIT_POLL = 0.050
 LEAKED_STACK_FRAMES = 4           # innermost frames shown for each thread that did not exit
+NETWORK_SHUTDOWN_TIMEOUT = 2.0    # teardown: labrpc handler threads get this long to finish
 
 LAB_FIXTURE = "lab_clusters"      # a test using this fixture (via make_config) is a lab test
 FAILURE_DIR = "test-failures"     # under the rootdir: the pages of failed tests
 FAILURE_TEXT_LIMIT = 20_000       # characters of the failure a timeline page shows
+
+
+_end_ids = itertools.count()      # every set of ends a cluster makes gets fresh names
 
 
 class TesterFailure(AssertionError):
@@ -100,9 +109,17 @@ P = TypeVar("P", bound=Peer)
 class Cluster(Generic[P]):
     """The part of a lab tester's config that does not depend on what the peers run.
 
-    Subclasses start the peers, then call `start_monitor()`; they implement `live_nodes()`
-    (for the monitor), `summary_line()` and `shut_down()` (kill the peers, stop the network).
+    It owns the network and, per server i: `nodes[i]` (None while down), `saved[i]` (the
+    persister its current or next instance uses; None before its first start) and
+    `end_names[i][j]` (its end to server j; None before its first start). `_lock` guards these
+    lists and whatever a subclass keeps beside them. Server i is the labrpc server
+    `server_name(i)`.
+
+    Subclasses start the peers, then call `start_monitor()`; they implement `summary_line()`,
+    and override `shut_down()` when killing a peer takes more than `kill()`.
     """
+
+    server_prefix = "server"  # server i is "<prefix>-<i>" on the network
 
     def __init__(self, n: int, report: Callable[[str], None] = print) -> None:
         self.t_created = time.monotonic()
@@ -127,19 +144,25 @@ class Cluster(Generic[P]):
         self.linearizability_page: Path | None = None   # lab 3 sets it when it draws one
         self._timeline_lines: list[str] | None = None   # once written: the lines naming it
 
-    # --- what a suite's config provides --------------------------------------------------------
+        self._lock = threading.Lock()
+        self.nodes: list[P | None] = [None] * n
+        self.saved: list[MemoryPersister | None] = [None] * n
+        self.end_names: list[list[str] | None] = [None] * n
+        self.net = labrpc.Network()
+        self.record_network(self.net)
 
-    def live_nodes(self) -> list[tuple[int, P]]:
-        """(server, node) for every peer that is running now."""
-        raise NotImplementedError
+    # --- what a suite's config provides --------------------------------------------------------
 
     def summary_line(self, seconds: float) -> str:
         """The line end() prints; `seconds` since begin()."""
         raise NotImplementedError
 
     def shut_down(self) -> list[str]:
-        """Kill every peer and stop the network; return the problems seen doing so."""
-        raise NotImplementedError
+        """Kill every peer, then stop the network (failing calls still in flight); return the
+        problems seen doing so."""
+        problems = self.kill_all(self.live_nodes())
+        self.stop_network()
+        return problems
 
     def start_monitor(self) -> None:
         self._monitor.start()
@@ -148,6 +171,70 @@ class Cluster(Generic[P]):
         """Let the timeline record `net`'s calls and faults (call before configuring it)."""
         if self.timeline is not None:
             net.set_trace(self.timeline.events)
+
+    # --- servers, their ends and their persisters ----------------------------------------------
+
+    def server_name(self, i: int) -> str:
+        return f"{self.server_prefix}-{i}"
+
+    def new_end_names(self, label: str) -> list[str]:
+        """Fresh names for one set of ends to every server: `<label>-to-<j>-<generation>`."""
+        generation = next(_end_ids)
+        return [f"{label}-to-{j}-{generation}" for j in range(self.n)]
+
+    def make_ends(self, names: list[str], owner: int | str) -> list[labrpc.ClientEnd]:
+        """Create the ends `names`, names[j] tied to server j, all disabled; the timeline
+        draws them as `owner`'s (a server number, or a clerk's label)."""
+        ends = []
+        for j, name in enumerate(names):
+            end = self.net.create_client(name)
+            self.net.connect(end, self.server_name(j))
+            ends.append(end)
+            if self.timeline is not None:
+                self.timeline.end(name, owner, j)
+        return ends
+
+    def renew_persister(self, i: int) -> MemoryPersister:
+        """Give server i a fresh persister holding what its last one held (an empty one the first
+        time): whatever an older instance still writes to the old one is lost, as a crash loses
+        it. Hold the lock."""
+        old = self.saved[i]
+        persister = self.saved[i] = MemoryPersister() if old is None else old.copy()
+        return persister
+
+    def is_alive(self, i: int) -> bool:
+        with self._lock:
+            return self.nodes[i] is not None
+
+    def live_nodes(self) -> list[tuple[int, P]]:
+        """(server, node) for every peer that is running now."""
+        with self._lock:
+            return [(i, node) for i, node in enumerate(self.nodes) if node is not None]
+
+    # --- the network and the counters ------------------------------------------------------------
+
+    def set_unreliable(self, unreliable: bool) -> None:
+        self.net.set_reliable(not unreliable)
+
+    def stop_network(self) -> None:
+        """Shut the network down; labrpc's handler threads get a moment to finish."""
+        self.net.shutdown(NETWORK_SHUTDOWN_TIMEOUT)
+
+    def rpc_total(self) -> int:
+        """RPCs sent so far, by anyone (delivered or not)."""
+        return self.net.total_count()
+
+    def log_size(self) -> int:
+        """The largest persisted Raft state of any server, in bytes."""
+        with self._lock:
+            persisters = [p for p in self.saved if p is not None]
+        return max(p.raft_state_size() for p in persisters)
+
+    def snapshot_size(self) -> int:
+        """The largest snapshot of any server, in bytes."""
+        with self._lock:
+            persisters = [p for p in self.saved if p is not None]
+        return max(p.snapshot_size() for p in persisters)
 
     # --- the summary line ------------------------------------------------------------------------
 

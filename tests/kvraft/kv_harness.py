@@ -10,9 +10,9 @@ Every clerk operation a test makes goes through a `TesterClerk`, which records i
 test's history (`labs.linearizability.Recorder`) with its call and return times on the
 monotonic clock. `end()` checks that history for linearizability with a 1 s budget: a verdict
 of "not linearizable" fails the test and leaves the history and an HTML picture of it in
-test-failures/; running out of time passes, with a note. What the Raft tester has too (summary
-line, time limit, background failures, the leadership monitor, teardown) comes from
-`lab_harness.Cluster`.
+test-failures/; running out of time passes, with a note. What the Raft tester has too (the
+network, the servers and their saved persisters, summary line, time limit, background
+failures, the leadership monitor, teardown) comes from `lab_harness.Cluster`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import labrpc
 from kvraft.client import Clerk
@@ -45,7 +47,6 @@ from labs.linearizability.model import APPEND, GET, PUT
 from labs.linearizability.visualize import explain_failure
 from proto.kvraftpb import KvClient, KvService
 from proto.raftpb import RaftClient, RaftService
-from raft.persister import MemoryPersister
 
 __all__ = ["Config", "TesterClerk", "ELECTION_TIMEOUT", "LINEARIZABILITY_CHECK_TIMEOUT"]
 
@@ -54,34 +55,29 @@ log = logging.getLogger("tester")
 # --- Timing (the numbers of the Go and Rust testers) ---------------------------------------------
 ELECTION_TIMEOUT = 1.0                # "the tester generously allows elections to complete in 1 s"
 # LINEARIZABILITY_CHECK_TIMEOUT (1 s) is the checker's: past it, the history is assumed ok.
-NETWORK_SHUTDOWN_TIMEOUT = 2.0        # teardown: labrpc handler threads get this long to finish
 
 FAILURE_DIR = "test-failures"         # under the rootdir: illegal histories and their pictures
 
-_end_ids = itertools.count()          # every start_server and make_client gets fresh end names
 
+class _ClerkEnd:
+    """A clerk's end to one server, wrapping the network's end. Once the test is tearing down,
+    every call raises TesterStopped, so a clerk retrying forever (in a minority, say) ends with
+    the test."""
 
-def server_name(i: int) -> str:
-    return f"kv-{i}"
+    __slots__ = ("_end", "_finished", "name")
 
+    def __init__(self, end: labrpc.ClientEnd, finished: threading.Event) -> None:
+        self._end, self._finished, self.name = end, finished, end.name
 
-class _ClerkEnd(labrpc.ClientEnd):
-    """A clerk's end to one server. Once the test is tearing down, every call raises
-    TesterStopped, so a clerk retrying forever (in a minority, say) ends with the test."""
-
-    def __init__(self, net: labrpc.Network, name: str, finished: threading.Event) -> None:
-        super().__init__(net, name)
-        self._finished = finished
-
-    def call(self, method, args):
+    def call(self, method: Any, args: Any) -> Any:
         if self._finished.is_set():
             raise TesterStopped("the test is over")
-        return super().call(method, args)
+        return self._end.call(method, args)
 
-    def call_future(self, method, args):
+    def call_future(self, method: Any, args: Any) -> Future:
         if self._finished.is_set():
             raise TesterStopped("the test is over")
-        return super().call_future(method, args)
+        return self._end.call_future(method, args)
 
 
 class TesterClerk:
@@ -123,10 +119,12 @@ class TesterClerk:
 class Config(Cluster[KvNode]):
     """A KV service of `n` servers, its clerks and the bookkeeping the checks need.
 
-    Per server i: `nodes[i]` (None while shut down), `saved[i]` (the persister its current or
-    next instance uses) and `end_names[i][j]` (its Raft end to server j). `_lock` guards these
-    and `clerks`. `maxraftstate` is None when servers must not snapshot (3A).
+    Per server i, `Cluster` keeps `nodes[i]` (None while shut down), `saved[i]` and
+    `end_names[i][j]` (its Raft end to server j). `_lock` guards these and `clerks`.
+    `maxraftstate` is None when servers must not snapshot (3A).
     """
+
+    server_prefix = "kv"
 
     def __init__(self, n: int, unreliable: bool = False, maxraftstate: int | None = None,
                  report: Callable[[str], None] = print, failure_dir: Path | None = None,
@@ -135,15 +133,9 @@ class Config(Cluster[KvNode]):
         self.maxraftstate = maxraftstate
         self.failure_dir = failure_dir if failure_dir is not None else Path.cwd() / FAILURE_DIR
         self.test_name = test_name
-        self.net = labrpc.Network()
-        self.record_network(self.net)
         # Long delays off: a call to a dead end fails within 100 ms, so clerks move on fast.
         self.net.set_long_delays(False)
 
-        self._lock = threading.Lock()
-        self.nodes: list[KvNode | None] = [None] * n
-        self.saved: list[MemoryPersister | None] = [None] * n
-        self.end_names: list[list[str] | None] = [None] * n
         self.clerks: dict[int, TesterClerk] = {}
         self._clerk_ids = itertools.count()
         # Each clerk call, recorded when it returns (or is abandoned at teardown).
@@ -192,27 +184,7 @@ class Config(Cluster[KvNode]):
         with self._lock:
             self._ops += 1
 
-    # --- counters --------------------------------------------------------------------------------
-
-    def rpc_total(self) -> int:
-        return self.net.total_count()
-
-    def log_size(self) -> int:
-        """The largest persisted Raft state of any server, in bytes."""
-        with self._lock:
-            persisters = [p for p in self.saved if p is not None]
-        return max(p.raft_state_size() for p in persisters)
-
-    def snapshot_size(self) -> int:
-        """The largest snapshot of any server, in bytes."""
-        with self._lock:
-            persisters = [p for p in self.saved if p is not None]
-        return max(p.snapshot_size() for p in persisters)
-
     # --- the network between servers --------------------------------------------------------------
-
-    def set_unreliable(self, unreliable: bool) -> None:
-        self.net.set_reliable(not unreliable)
 
     def _enable_links(self, i: int, others: Iterable[int], enabled: bool) -> None:
         """Enable or disable the Raft ends from i to each of `others` and back."""
@@ -280,27 +252,18 @@ class Config(Cluster[KvNode]):
         """Start server i (again) from its persisted state. Its Raft ends start disabled;
         clerks' ends to it work at once."""
         log.info("start_server(%d)", i)
-        generation = next(_end_ids)
-        names = [f"kv-{i}-raft-to-{j}-{generation}" for j in range(self.n)]
-        ends = []
-        for j, name in enumerate(names):
-            end = self.net.create_client(name)
-            self.net.connect(end, server_name(j))
-            ends.append(end)
-            if self.timeline is not None:
-                self.timeline.end(name, i, j)
+        names = self.new_end_names(f"kv-{i}-raft")
+        ends = self.make_ends(names, i)
         with self._lock:
             self.end_names[i] = names
             # A fresh persister holding the last persisted state: whatever an older instance
             # still writes to its own persister is not seen by this one.
-            old = self.saved[i]
-            self.saved[i] = MemoryPersister() if old is None else old.copy()
-            persister = self.saved[i]
+            persister = self.renew_persister(i)
         kv = KvServer([RaftClient(end) for end in ends], i, persister, self.maxraftstate)
         node = KvNode(kv)
         with self._lock:
             self.nodes[i] = node
-        server = labrpc.Server(server_name(i))
+        server = labrpc.Server(self.server_name(i))
         server.add_service(KvService, node)
         server.add_service(RaftService, kv.rf)
         self.net.add_server(server)
@@ -313,10 +276,10 @@ class Config(Cluster[KvNode]):
         self.disconnect(i, self.all())
         # Delete the server before replacing its persister: calls in flight fail now, so no
         # clerk hears "done" for an operation persisted only in the persister dropped below.
-        self.net.delete_server(server_name(i))
+        self.net.delete_server(self.server_name(i))
         with self._lock:
             if self.saved[i] is not None:
-                self.saved[i] = self.saved[i].copy()
+                self.renew_persister(i)
             node = self.nodes[i]
             self.nodes[i] = None
         if node is not None:
@@ -324,29 +287,14 @@ class Config(Cluster[KvNode]):
                 self.timeline.crash(i)
             node.kill()
 
-    def is_alive(self, i: int) -> bool:
-        with self._lock:
-            return self.nodes[i] is not None
-
-    def live_nodes(self) -> list[tuple[int, KvNode]]:
-        with self._lock:
-            return [(i, node) for i, node in enumerate(self.nodes) if node is not None]
-
     # --- clerks -----------------------------------------------------------------------------------
 
     def make_client(self, to: Iterable[int]) -> TesterClerk:
         """A new clerk with a fresh end to every server, only those to `to` enabled. The clerk
         gets its ends in random order, so it cannot assume server 0 leads."""
         clerk_id = next(self._clerk_ids)
-        generation = next(_end_ids)
-        names = [f"clerk-{clerk_id}-to-{j}-{generation}" for j in range(self.n)]
-        ends = []
-        for j, name in enumerate(names):
-            self.net.create_client(name)
-            self.net.connect(name, server_name(j))
-            ends.append(_ClerkEnd(self.net, name, self.finished))
-            if self.timeline is not None:
-                self.timeline.end(name, f"C{clerk_id}", j)
+        names = self.new_end_names(f"clerk-{clerk_id}")
+        ends = [_ClerkEnd(end, self.finished) for end in self.make_ends(names, f"C{clerk_id}")]
         shuffled = ends[:]
         random.shuffle(shuffled)
         clerk = Clerk(f"clerk-{clerk_id}", [KvClient(end) for end in shuffled])
@@ -411,10 +359,5 @@ class Config(Cluster[KvNode]):
                            op.input.value, op.output, ret))
         return events
 
-    # --- teardown (called by lab_harness's cleanup) -----------------------------------------------
-
-    def shut_down(self) -> list[str]:
-        """Kill every server, then stop the network (failing calls still in flight)."""
-        problems = self.kill_all(self.live_nodes())
-        self.net.shutdown(NETWORK_SHUTDOWN_TIMEOUT)
-        return problems
+    # Teardown (lab_harness's cleanup): Cluster.shut_down kills every server, then stops the
+    # network, failing calls still in flight.

@@ -5,8 +5,9 @@ of their persisted state, cuts and heals their network links, and checks what ea
 against what every other peer applied at the same index. Tests drive it through the
 `make_config` fixture (see conftest.py), which also tears the cluster down after every test.
 
-What the KV tester needs too (the summary line, the time limit, background failures, helper
-threads, the leadership monitor, teardown) comes from `lab_harness.Cluster`. Everything that
+What the KV tester needs too (the network, the peers and their saved persisters, the summary
+line, the time limit, background failures, helper threads, the leadership monitor, teardown)
+comes from `lab_harness.Cluster`. Everything that
 runs off the test's own thread (the appliers, the monitor, helper threads a test spawns)
 records its failures there; the test thread raises them at its next check, so no failure is
 lost in a background thread.
@@ -32,7 +33,6 @@ import labrpc
 from lab_harness import TEST_TIME_LIMIT, WATCHDOG_SECONDS, Cluster, TesterFailure
 from proto.exports import export_proto
 from proto.raftpb import RaftClient, RaftService
-from raft.persister import MemoryPersister
 from raft.raft import ApplyCommand, ApplySnapshot, Node, NotLeader, Raft, State
 
 __all__ = [
@@ -70,7 +70,6 @@ APPLIER_STOP_TIMEOUT = 1.0        # crash1 waits this long for a dead peer's app
 APPLY_CH_SIZE = 1                 # messages apply_ch holds before a put waits
 APPLIER_POLL = 0.050              # a stopped applier notices it this often, even with the
                                   # sentinel not yet in (a full apply_ch, a service stuck in Raft)
-NETWORK_SHUTDOWN_TIMEOUT = 2.0    # teardown: labrpc handler threads get this long to finish
 
 ROUND_GAP = 0.050                 # RequestVotes of one peer further apart than this, or of another
                                   # term, belong to different elections
@@ -78,7 +77,6 @@ TIMEOUT_SPREAD = 0.005            # check_election_timeouts_vary: waits this clo
 TIMEOUT_SAME_SHARE = 0.75         # ... in this share of them mean one fixed timeout,
 TIMEOUT_MIN_WAITS = 6             # ... judged only on at least this many waits
 
-_end_ids = itertools.count()      # every start1 gives the peer fresh end names
 _STOP = object()                  # the sentinel that stops an applier
 _MISSING = object()
 
@@ -97,10 +95,6 @@ def value_of(entry: Entry) -> int | str | None:
 def _show(value: Any, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}...({len(value)} chars)"
-
-
-def server_name(i: int) -> str:
-    return f"raft-{i}"
 
 
 class RpcWatch:
@@ -271,26 +265,22 @@ class _WatchedEnd:
 class Config(Cluster[Node]):
     """A cluster of `n` Raft peers and the bookkeeping the checks need.
 
-    Per server i: `nodes[i]` (None while crashed), `connected[i]`, `saved[i]` (the persister
-    its current or next instance uses), `end_names[i][j]` (its end to server j), and
-    `logs[i]`, every index -> value the tester has seen i apply (kept across restarts, so a
-    restarted peer that re-applies must apply the same values). `_lock` guards all of these.
+    Besides what `Cluster` keeps per server i (`nodes[i]`, None while crashed, `saved[i]`,
+    `end_names[i]`): `connected[i]`, and `logs[i]`, every index -> value the tester has seen i
+    apply (kept across restarts, so a restarted peer that re-applies must apply the same
+    values). `_lock` guards all of these.
     """
+
+    server_prefix = "raft"
 
     def __init__(self, n: int, unreliable: bool = False, snapshot: bool = False,
                  report: Callable[[str], None] = print) -> None:
         super().__init__(n, report)
         self.snapshot = snapshot
-        self.net = labrpc.Network()
-        self.record_network(self.net)
         self.net.set_reliable(not unreliable)
         self.net.set_long_delays(True)
 
-        self._lock = threading.Lock()
-        self.nodes: list[Node | None] = [None] * n
         self.connected = [False] * n
-        self.saved = [MemoryPersister() for _ in range(n)]
-        self.end_names: list[list[str] | None] = [None] * n
         self.logs: list[dict[int, Any]] = [{} for _ in range(n)]
         self.max_index = 0
         self._appliers: list[_Applier | None] = [None] * n
@@ -331,29 +321,12 @@ class Config(Cluster[Node]):
 
     def rpc_count(self, i: int) -> int:
         """RPCs delivered to server i so far."""
-        return self.net.count(server_name(i))
-
-    def rpc_total(self) -> int:
-        return self.net.total_count()
+        return self.net.count(self.server_name(i))
 
     def bytes_total(self) -> int:
         return self.net.total_bytes()
 
-    def log_size(self) -> int:
-        """The largest persisted Raft state of any server, in bytes."""
-        with self._lock:
-            persisters = list(self.saved)
-        return max(p.raft_state_size() for p in persisters)
-
-    def snapshot_size(self) -> int:
-        with self._lock:
-            persisters = list(self.saved)
-        return max(p.snapshot_size() for p in persisters)
-
     # --- the network -----------------------------------------------------------------------------
-
-    def set_unreliable(self, unreliable: bool) -> None:
-        self.net.set_reliable(not unreliable)
 
     def set_long_reordering(self, long_reordering: bool) -> None:
         self.net.set_long_reordering(long_reordering)
@@ -401,11 +374,11 @@ class Config(Cluster[Node]):
         self.disconnect(i)
         # Delete the server before copying its persister: its in-flight calls fail now, so no
         # peer ever hears a reply about state that the copy below might not hold.
-        self.net.delete_server(server_name(i))
+        self.net.delete_server(self.server_name(i))
         with self._lock:
             # The new persister starts from the old one's contents; whatever the dying instance
             # writes to the old one from now on is lost, as a crash loses it.
-            self.saved[i] = self.saved[i].copy()
+            self.renew_persister(i)
             node, applier = self.nodes[i], self._appliers[i]
         if node is not None:
             if self.timeline is not None:
@@ -419,7 +392,7 @@ class Config(Cluster[Node]):
             if applier is not None:
                 applier.stop(APPLIER_STOP_TIMEOUT)
         with self._lock:
-            self.saved[i] = self.saved[i].copy()
+            self.renew_persister(i)
 
     def kill_in_place(self, *servers: int) -> None:
         """Kill these servers' peers but leave their servers on the network, still reachable:
@@ -447,19 +420,11 @@ class Config(Cluster[Node]):
         """Start server i, or restart it from its persisted state. It starts disconnected."""
         log.info("start1(%d)", i)
         self.crash1(i)
-        generation = next(_end_ids)
-        names = [f"raft-{i}-to-{j}-{generation}" for j in range(self.n)]
-        ends = []
-        for j, name in enumerate(names):
-            end = self.net.create_client(name)
-            self.net.connect(end, server_name(j))
-            ends.append(end)
-            if self.timeline is not None:
-                self.timeline.end(name, i, j)
+        names = self.new_end_names(f"raft-{i}")
+        ends = self.make_ends(names, i)
         with self._lock:
             self.end_names[i] = names
-            self.saved[i] = self.saved[i].copy()
-            persister = self.saved[i]
+            persister = self.renew_persister(i)
         # A restarted peer resumes after its snapshot, as its service would: the tester loads
         # the snapshot as i's applied state (checked against the others), and i's first apply
         # must be the index right after it. Without a snapshot it re-applies from index 1.
@@ -481,17 +446,9 @@ class Config(Cluster[Node]):
             self.nodes[i] = node
             self._appliers[i] = applier
         applier.start()
-        server = labrpc.Server(server_name(i))
+        server = labrpc.Server(self.server_name(i))
         server.add_service(RaftService, node)
         self.net.add_server(server)
-
-    def is_alive(self, i: int) -> bool:
-        with self._lock:
-            return self.nodes[i] is not None
-
-    def live_nodes(self) -> list[tuple[int, Node]]:
-        with self._lock:
-            return [(i, node) for i, node in enumerate(self.nodes) if node is not None]
 
     def _connected_nodes(self) -> list[tuple[int, Node]]:
         with self._lock:
@@ -828,7 +785,7 @@ class Config(Cluster[Node]):
         problems = self.kill_all(nodes)
         for applier in appliers:
             applier.stop(0)
-        self.net.shutdown(NETWORK_SHUTDOWN_TIMEOUT)
+        self.stop_network()
         return problems
 
 
