@@ -16,14 +16,16 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "raftlabs targets:"
-	@echo "  make test            every test: framework, lab 2 (Raft) and lab 3 (KV)"
-	@echo "  make test_others     framework tests (labrpc, labcodec, proto, tools)"
+	@echo "  make test            every test: framework, lab 2 (Raft) and lab 3 (KV); the instructors'"
+	@echo "                       repository adds the tests of instructor/ and benchmarks/"
+	@echo "  make test_others     framework tests (labrpc, labcodec, proto, the student tools)"
 	@echo "  make test_2a ... test_2d, test_2    Raft: election, log, persistence, snapshots, all"
 	@echo "  make test_3a, test_3b, test_3       KV service: basic, with snapshots, all"
 	@echo "  make test_<name>     every test whose name contains <name> (e.g. test_backup_2b)"
 	@echo "  make cargo_test_<name>              the same (the spelling of the original lab text)"
 	@echo "  make proto           compile proto/*.proto (done automatically on import)"
-	@echo "  make bench           benchmarks: prints a table, writes bench/results.json"
+	@echo "  make bench           benchmarks of the reference (instructors' repository only): a table,"
+	@echo "                       bench/results.json"
 	@echo "  make venv            create .venv and install the project (automatic)"
 	@echo "  make lint            ruff and mypy, as CI runs them (settings in pyproject.toml)"
 	@echo "  make clean           remove .venv and generated files"
@@ -48,8 +50,12 @@ lint: $(LINT_INSTALLED)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
+# The instructors' repository has the tests of its instructor-only packages beside them; the
+# student handout has neither folder, so the wildcard leaves them out there.
+INSTRUCTOR_TESTS := $(wildcard instructor/tests benchmarks/tests)
+
 test: $(INSTALLED)
-	$(PYTEST) tests $(PYTEST_ARGS)
+	$(PYTEST) tests $(INSTRUCTOR_TESTS) $(PYTEST_ARGS)
 
 test_others: $(INSTALLED)
 	$(PYTEST) tests/framework $(PYTEST_ARGS)
@@ -75,8 +81,11 @@ cargo_test_%: $(INSTALLED)
 proto: $(INSTALLED)
 	$(PY) -m labs proto
 
+# The benchmarks measure the reference solution: the handout leaves benchmarks/ out.
 bench: $(INSTALLED)
+	@test -d benchmarks || { echo "make bench: the benchmarks are instructor-only" \
+		"(benchmarks/ is not part of the student handout)" >&2; exit 2; }
 	$(PY) -m labs bench
 
 clean:
-	rm -rf $(VENV) proto/_generated labs/_generated tests/*/_generated tests/*/protos/_generated build *.egg-info
+	rm -rf $(VENV) proto/_generated benchmarks/_generated tests/*/_generated tests/*/protos/_generated build *.egg-info

@@ -39,7 +39,7 @@ from cluster.transport import (
     GrpcServer,
     connect,
 )
-from labs.logsetup import configure_logging
+from labdebug.logsetup import configure_logging
 
 __all__ = ["main", "read_cluster_file", "RAFT_DEADLINE", "DEFAULT_MAXRAFTSTATE"]
 

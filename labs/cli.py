@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from pathlib import Path
+from types import ModuleType
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = REPO_ROOT / "proto"
@@ -25,12 +26,6 @@ def _cmd_proto(args: argparse.Namespace) -> int:
     return status
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from labs.bench import run_benchmarks
-
-    return run_benchmarks(only=args.only, output=Path(args.output))
-
-
 def _cmd_test(args: argparse.Namespace) -> int:
     from labs.repeat import DEFAULT_TIMEOUT, run_tests
 
@@ -41,7 +36,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
-    from labs.debug import parse_topics
+    from labdebug import parse_topics
     from labs.logview import open_lines, view_log
 
     try:
@@ -88,35 +83,55 @@ def _timeout_seconds(text: str) -> float:
 
 
 # Instructor-only commands: (name, module, its argument adder, its command, help, description).
-# Their modules are left out of the student handout (labs/handout.py INSTRUCTOR_ONLY), so each is
-# offered only where its module imports: `labs --help` in a handout lists only commands that
-# work there. A new instructor-only command belongs in this table, not in build_parser.
+# Their modules live in the top-level packages that the student handout leaves out (`instructor`,
+# `benchmarks`: INSTRUCTOR_ONLY in instructor/handout.py), so each is offered only where its
+# package is there: `labs --help` in a handout lists only commands that work there. This table
+# is the one way the CLI knows an instructor-only command: a new one belongs here, not in
+# build_parser.
 _INSTRUCTOR_COMMANDS = (
-    ("handout", "labs.handout", "add_handout_arguments", "handout_command",
+    ("handout", "instructor.handout", "add_handout_arguments", "handout_command",
      "write the student handout (solution regions replaced by stubs)",
      "Write the student repository: every tracked file but the instructor-only ones, each "
      "solution region replaced by a hint, checked for leaks. See docs/instructors.md."),
-    ("grade", "labs.grading.command", "add_grade_arguments", "grade_command",
+    ("grade", "instructor.grading.command", "add_grade_arguments", "grade_command",
      "grade a submission (directory, git repo or archive); or write a Gradescope bundle",
      "Grade a student's submission: only the student files are taken, laid on the pristine "
      "framework, and every test of the rubric runs N times, each in a fresh, limited process. "
      "Writes results.json (Gradescope), junit.xml, report.txt and the logs of failed runs. See "
      "docs/instructors.md."),
-    ("mutants", "labs.mutants.command", "add_mutants_arguments", "mutants_command",
+    ("mutants", "instructor.mutants.command", "add_mutants_arguments", "mutants_command",
      "run the lab suites against the corpus of buggy Raft/KV variants; write the kill matrix",
      "Apply each mutant of the corpus (a small student bug in the reference solution) to a "
      "scratch copy of the repository, run the suites of the parts that should catch it, "
      "cheapest first, stopping at the first failure, N times; print the kill matrix and write "
      "it as JSON and Markdown. See docs/instructors.md."),
+    ("bench", "benchmarks.bench", "add_bench_arguments", "bench_command",
+     "run the benchmarks of the reference solution; print a table, write JSON",
+     "Measure groups of metrics (labrpc's cost, Raft's agreement latency and test-suite costs, "
+     "the KV service, the linearizability checker), print them against their targets and write "
+     "them as JSON. See docs/instructors.md."),
 )
+
+
+def _import_if_present(module_name: str) -> ModuleType | None:
+    """The module, or None when its package is not there (a student handout). Any other import
+    error is a bug of the instructors' tools and is raised, not hidden as a missing command."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # The missing module is the command's own or one of its packages (an unrelated package
+        # of the same top-level name, such as PyPI's `instructor`, counts as missing too).
+        parts = module_name.split(".")
+        if exc.name in {".".join(parts[:n]) for n in range(1, len(parts) + 1)}:
+            return None
+        raise
 
 
 def _add_instructor_commands(
         commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for name, module_name, add_arguments, command, help_text, description in _INSTRUCTOR_COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:  # the student handout carries none of them
+        module = _import_if_present(module_name)
+        if module is None:
             continue
         parser = commands.add_parser(name, help=help_text, description=description)
         getattr(module, add_arguments)(parser)
@@ -139,13 +154,6 @@ def build_parser() -> argparse.ArgumentParser:
         "proto", help="compile proto/*.proto now (otherwise done on import)")
     proto.add_argument("--force", action="store_true", help="recompile even if up to date")
     proto.set_defaults(func=_cmd_proto)
-
-    bench = commands.add_parser("bench", help="run the benchmarks; print a table, write JSON")
-    bench.add_argument("--only", action="append", default=[], metavar="GROUP",
-                       help="run only this group of metrics (rpc, raft, ...); repeatable")
-    bench.add_argument("--output", default=str(REPO_ROOT / "bench" / "results.json"),
-                       help="where to write the metrics (default: bench/results.json)")
-    bench.set_defaults(func=_cmd_bench)
 
     _add_instructor_commands(commands)
     _add_cluster_commands(commands)

@@ -1,4 +1,4 @@
-"""`labs logs`: show a log of `debug()` lines (labs/debug.py) as one column per peer.
+"""`labs logs`: show a log of `debug()` lines (labdebug) as one column per peer.
 
     LOG_LEVEL=raft=debug make test_backup_2b 2>test.log
     labs logs test.log -c 5 -i PERS            # 5 peers, without the persister lines
@@ -22,7 +22,7 @@ from rich.color import ColorSystem
 from rich.console import Console
 from rich.style import Style
 
-from labs.debug import LINE, Topic
+from labdebug import LINE, Topic
 
 __all__ = ["TOPIC_STYLES", "Event", "parse_line", "view_log"]
 

@@ -30,7 +30,7 @@ from labrpc import RpcError
 from labrpc import Stopped, Timeout
 from labrpc.service import BoundRpc
 ### END SOLUTION
-from labs.debug import Topic, debug
+from labdebug import Topic, debug
 from proto.raftpb import RaftClient, RequestVoteArgs, RequestVoteReply
 ### BEGIN SOLUTION 2A 2B 2C 2D
 from proto.raftpb import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from labs.logsetup import configure_logging
+from labdebug.logsetup import configure_logging
 
 # The lab suites' common fixtures and hooks: the watchdog, teardown and thread-leak checks.
 pytest_plugins = ("lab_harness",)

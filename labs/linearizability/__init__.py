@@ -3,7 +3,7 @@
 - `model`: operations and what every model shares; `kv_model`: the KV model; `checker`: the WGL
   search; `kv_reads`: the KV model's pruning hints (imported by kv_model, importing only
   model); `history`: the Jepsen/porcupine text format; `visualize`: the HTML page;
-  `kv_history`: the recorder the KV tests use; `generate`: random histories; `bench`.
+  `kv_history`: the recorder the KV tests use; `generate`: random histories.
 - `labs check-history FILE` is the command line.
 """
 

@@ -83,9 +83,9 @@ class Timeline:
         self.extra_events: Callable[[], Iterable[tuple]] | None = None
         with _active_lock:
             _active.add(self)
-        from labs import debug
+        import labdebug as debug
 
-        # (getattr: a labs.debug without listeners, from before the timeline, records none)
+        # (getattr: a labdebug without listeners, from before the timeline, records none)
         add_listener = getattr(debug, "add_listener", None)
         if add_listener is not None:
             add_listener(self._debug_line)
@@ -134,7 +134,7 @@ class Timeline:
         """Recording is over (teardown): a hung-run dump no longer writes this timeline."""
         with _active_lock:
             _active.discard(self)
-        from labs import debug
+        import labdebug as debug
 
         remove_listener = getattr(debug, "remove_listener", None)
         if remove_listener is not None:
@@ -150,7 +150,7 @@ class Timeline:
 
     def write_events(self, path: Path, **meta: Any) -> Path:
         """Write the events (and `meta`, such as the failure text) to `path` as JSON lines."""
-        from labs.debug import _START as debug_start  # the clock of debug() lines
+        from labdebug import _START as debug_start  # the clock of debug() lines
 
         head = {"timeline": FORMAT_VERSION, **self.meta, **meta,
                 "debug_start": round(debug_start - self.t0, 6)}

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from labs.debug import LINE
+from labdebug import LINE
 
 __all__ = ["build_model", "render_html", "write_page", "parse_debug_lines", "MAX_PAGE_BYTES"]
 

@@ -1,5 +1,5 @@
 """The students' debugging tools: `labs test` (labs/repeat.py), the `debug()` helper
-(labs/debug.py) and `labs logs` (labs/logview.py).
+(labdebug/__init__.py) and `labs logs` (labs/logview.py).
 
 `labs test` runs against a scratch tree of tiny tests (one passes, one fails, one hangs, one
 reports its network seed), so the runner itself is tested, not the labs."""
@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+import labdebug as debug_module
+from labdebug import LINE, Topic, debug, enabled_for, parse_topics
 from labrpc.network import SEED_ENV, Network
-from labs import debug as debug_module
 from labs.cli import main
 from labs.console import PIPE_WIDTH, make_console
-from labs.debug import LINE, Topic, debug, enabled_for, parse_topics
 from labs.logview import parse_line, view_log
 from labs.repeat import SelectionError, TestId, select_tests
 
@@ -319,7 +319,7 @@ def test_a_debug_line_written_through_logging_is_read_by_labs_logs(
 
 def test_debug_sets_up_logging_in_a_program_that_did_not(tmp_path: Path) -> None:
     """A script of the student's, outside pytest: LOG_LEVEL alone makes the lines appear."""
-    script = ("from labs.debug import Topic, debug\n"
+    script = ("from labdebug import Topic, debug\n"
               "exec('debug(Topic.VOTE, \"S1 granted vote to S0\")',\n"
               "     {'__name__': 'raft.raft', 'debug': debug, 'Topic': Topic})\n"
               "exec('debug(Topic.VOTE, \"S1 not shown: kvraft is at warn\")',\n"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 
-from labs.debug import Topic, debug
+from labdebug import Topic, debug
 
 PEERS = 3
 ROUNDS = 2

@@ -9,7 +9,7 @@ from pathlib import Path
 __all__ = ["add_grade_arguments", "grade_command", "parse_size"]
 
 DEFAULT_TIMEOUT = 150.0        # the lab tests' own limit is 120 s (plus pytest start-up, teardown)
-DEFAULT_MEMORY = "2G"          # address space; see labs/grading/sandbox.py
+DEFAULT_MEMORY = "2G"          # address space; see instructor/grading/sandbox.py
 DEFAULT_BUNDLE_BUDGET = 38 * 60.0  # Gradescope's longest timeout is 40 min: stop grading before
 
 
@@ -51,7 +51,7 @@ def add_grade_arguments(parser: argparse.ArgumentParser) -> None:
                         help="grade only these: parts (2A) or test names (test_backup_2b, or "
                              "any part of a name), comma-separated; repeatable")
     parser.add_argument("--rubric", metavar="FILE",
-                        help="the rubric (JSON; default: labs/rubric.json)")
+                        help="the rubric (JSON; default: instructor/rubric.json)")
     parser.add_argument("--framework", metavar="DIR",
                         help="the pristine framework to grade in (default: the handout built "
                              "from this repository)")
@@ -100,12 +100,17 @@ def _baked_options(args: argparse.Namespace) -> list[str]:
 
 
 def grade_command(args: argparse.Namespace) -> int:
+    from instructor.grading.grader import GradeOptions, Grader
+    from instructor.grading.report import (
+        render_table,
+        save_failed_log,
+        summary_lines,
+        write_reports,
+    )
+    from instructor.grading.rubric import RubricError, load_rubric
+    from instructor.grading.sandbox import Limits
+    from instructor.grading.submission import SubmissionError
     from labs.console import make_console
-    from labs.grading.grader import GradeOptions, Grader
-    from labs.grading.report import render_table, save_failed_log, summary_lines, write_reports
-    from labs.grading.rubric import RubricError, load_rubric
-    from labs.grading.sandbox import Limits
-    from labs.grading.submission import SubmissionError
 
     err = make_console(stderr=True, highlight=False)
     try:
@@ -174,7 +179,7 @@ def _clear_previous(out_dir: Path) -> None:
 
 
 def _write_gradescope(args, grader, rubric, err) -> int:
-    from labs.grading.gradescope import write_bundle
+    from instructor.grading.gradescope import write_bundle
 
     try:
         archive = write_bundle(Path(args.gradescope), rubric, grader.pristine(),

@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from labs.grading.grader import GradeReport, RunOutcome, TestOutcome
+from instructor.grading.grader import GradeReport, RunOutcome, TestOutcome
 
 __all__ = ["gradescope_results", "junit_xml", "render_table", "summary_lines", "write_reports",
            "save_failed_log"]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from instructor.handout import INSTRUCTOR_ONLY, build_handout
 from labs.cli import build_parser
-from labs.handout import INSTRUCTOR_ONLY, build_handout
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The student guides: the README and every Markdown file under docs/ that the handout ships
@@ -272,9 +272,11 @@ def _listed_commands(help_text: str) -> list[str]:
 
 def _instructor_only_commands() -> set[str]:
     """The commands of this repository's `labs` that run code the handout leaves out: their
-    function lives in an INSTRUCTOR_ONLY module, or (a function of labs/cli.py) imports one."""
-    modules = [entry.removesuffix(".py").rstrip("/").replace("/", ".")
-               for entry in INSTRUCTOR_ONLY if entry.startswith("labs/")]
+    function lives in a package INSTRUCTOR_ONLY names, or (a function of labs/cli.py) imports
+    one."""
+    modules = [entry.rstrip("/") for entry in INSTRUCTOR_ONLY
+               if entry.endswith("/") and (REPO_ROOT / entry / "__init__.py").is_file()]
+    assert {"instructor", "benchmarks"} <= set(modules), modules
     commands = next(action for action in build_parser()._actions
                     if isinstance(action, argparse._SubParsersAction))
     found = set()
@@ -291,7 +293,7 @@ def _instructor_only_commands() -> set[str]:
 
 def test_labs_help_in_the_handout_lists_only_commands_that_work_there(handout: Path):
     instructor_only = _instructor_only_commands()
-    assert {"handout", "grade", "mutants"} <= instructor_only
+    assert {"handout", "grade", "mutants", "bench"} <= instructor_only
     result = _sh(handout, "labs --help")
     assert result.returncode == 0, result.stderr
     listed = _listed_commands(result.stdout)

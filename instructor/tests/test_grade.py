@@ -25,16 +25,16 @@ from pathlib import Path
 
 import pytest
 
+from instructor.grading import pytest_plugin
+from instructor.grading.cpus import CpuBudget, cpu_warning, parse_cpu_max, usable_cpus
+from instructor.grading.grader import REPO_ROOT, GradeOptions, Grader, GradeReport
+from instructor.grading.gradescope import write_bundle
+from instructor.grading.report import gradescope_results, write_reports
+from instructor.grading.rubric import RubricError, load_rubric
+from instructor.grading.sandbox import HeadTail, Limits
+from instructor.grading.submission import ExtractionLimits, extract_archive
+from instructor.handout import build_handout
 from labs.cli import main as labs_main
-from labs.grading import pytest_plugin
-from labs.grading.cpus import CpuBudget, cpu_warning, parse_cpu_max, usable_cpus
-from labs.grading.grader import REPO_ROOT, GradeOptions, Grader, GradeReport
-from labs.grading.gradescope import write_bundle
-from labs.grading.report import gradescope_results, write_reports
-from labs.grading.rubric import RubricError, load_rubric
-from labs.grading.sandbox import HeadTail, Limits
-from labs.grading.submission import ExtractionLimits, extract_archive
-from labs.handout import build_handout
 
 PASSING = "def answer():\n    return 42\n"
 HANDOUT = 'def answer():\n    raise NotImplementedError("answer (1X)")\n'
@@ -470,12 +470,17 @@ def test_command_line_grades_and_writes_a_gradescope_bundle(
         names = set(zf.namelist())
     assert {"setup.sh", "run_autograder", "rubric.json", "requirements.txt",
             "framework/tests/test_dummy.py", "framework/raft/raft.py",
-            "grader/labs/__init__.py", "grader/labs/handout.py", "grader/labs/console.py",
-            "grader/labs/grading/grader.py",
-            "grader/labs/grading/pytest_plugin.py", "grader/labs/grading/__main__.py"} <= names
+            "grader/instructor/__init__.py", "grader/instructor/handout.py",
+            "grader/instructor/rubric.json", "grader/instructor/grading/grader.py",
+            "grader/instructor/grading/pytest_plugin.py", "grader/instructor/grading/__main__.py",
+            "grader/labs/__init__.py", "grader/labs/console.py"} <= names
+    # ... and nothing else of this repository: no benchmark, no student tool but the console
+    assert not [n for n in names if n.startswith("grader/") and not n.startswith(
+        ("grader/instructor/", "grader/labs/__init__.py", "grader/labs/console.py"))], names
     # The bundle's grader stands alone: run it as run_autograder does (minus --user).
     done = subprocess.run(
-        [sys.executable, "-m", "labs.grading", str(sub), "--framework", str(bundle / "framework"),
+        [sys.executable, "-m", "instructor.grading", str(sub),
+         "--framework", str(bundle / "framework"),
          "--rubric", str(bundle / "rubric.json"), "-o", str(tmp_path / "bundled"), "-n", "1"],
         cwd=bundle / "grader", capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -523,7 +528,7 @@ def test_plugin_refuses_to_load_when_a_watched_internal_is_missing(missing: str)
     with pytest.raises(pytest_plugin.WatchError) as info:
         pytest_plugin._snapshot((*pytest_plugin.WATCHED, missing))
     assert f"watches {missing}, which pytest {pytest.__version__}" in str(info.value)
-    assert "update WATCHED in labs/grading/pytest_plugin.py" in str(info.value)
+    assert "update WATCHED in instructor/grading/pytest_plugin.py" in str(info.value)
 
 
 def test_plugin_names_a_watched_internal_deleted_from_pytest(

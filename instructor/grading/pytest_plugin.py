@@ -175,7 +175,7 @@ def _snapshot(watched: tuple[str, ...] = WATCHED) -> dict[str, tuple]:
         raise WatchError(
             f"the grader's anti-tamper plugin watches {', '.join(missing)}, which pytest "
             f"{pytest.__version__} with pluggy {pluggy.__version__} does not have: find what "
-            "replaced it and update WATCHED in labs/grading/pytest_plugin.py, or install the "
+            "replaced it and update WATCHED in instructor/grading/pytest_plugin.py, or install the "
             "pytest and pluggy that setup.cfg pins")
     return snapshot
 

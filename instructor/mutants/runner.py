@@ -50,9 +50,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from labs.console import make_console
-from labs.handout import _tracked_files
-from labs.mutants.mutant import (
+from instructor.handout import _tracked_files
+from instructor.mutants.mutant import (
     CORPUS_DIR,
     PARTS,
     ApplyError,
@@ -62,6 +61,7 @@ from labs.mutants.mutant import (
     load_corpus,
     mutant_diff,
 )
+from labs.console import make_console
 from labs.repeat import (
     DEFAULT_TIMEOUT,
     Run,

@@ -37,7 +37,7 @@ def add_mutants_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def mutants_command(args: argparse.Namespace) -> int:
-    from labs.mutants.runner import list_mutants, run_mutants, show_diffs
+    from instructor.mutants.runner import list_mutants, run_mutants, show_diffs
 
     if args.list:
         return list_mutants(only=args.only)

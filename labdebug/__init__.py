@@ -1,6 +1,6 @@
 """Structured debug lines for your Raft and KV code, made to be read with `labs logs`.
 
-    from labs.debug import Topic, debug
+    from labdebug import Topic, debug
 
     debug(Topic.VOTE, "S%d granted vote to S%d in term %d", self.me, candidate, term)
 
@@ -14,7 +14,7 @@ peer (`S<n>`): `labs logs` puts each line in that peer's column and colours it b
 `-i`/`-j` drop or keep topics.
 
 A call is a DEBUG record of the calling module's logger (`logging.getLogger(__name__)` of
-raft/raft.py is `raft.raft`), the topic in its `extra`; labs/logsetup.py applies LOG_LEVEL to
+raft/raft.py is `raft.raft`), the topic in its `extra`; labdebug/logsetup.py applies LOG_LEVEL to
 those loggers and writes the lines. So `LOG_LEVEL=raft=debug` shows the calls made in raft/...,
 `kvraft=debug` those in kvraft/..., a bare `debug` every module's. Otherwise a call costs one
 check of a flag, so the calls can stay in your code.
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any, TextIO
 
-from labs.logsetup import configure_logging, debug_line, is_configured, parse_log_level
+from labdebug.logsetup import configure_logging, debug_line, is_configured, parse_log_level
 
 __all__ = [
     "Topic", "debug", "configure", "enabled_for", "parse_topics", "LINE", "add_listener",
@@ -74,7 +74,7 @@ class _Config:
         try:
             default, per_module = parse_log_level(spec)
         except ValueError:
-            # labs.logsetup reports a bad LOG_LEVEL (pytest stops with a usage error); here a
+            # labdebug.logsetup reports a bad LOG_LEVEL (pytest stops with a usage error); here a
             # bad value just means no debug lines.
             default, per_module = logging.WARNING, {}
         self.any_enabled = default <= logging.DEBUG or any(
@@ -119,7 +119,7 @@ def remove_listener(listener: Callable[[str], None]) -> None:
 
 
 def configure(spec: str | None = None, stream: TextIO | None = None) -> None:
-    """Read LOG_LEVEL again (or use `spec`) and apply it to logging (labs.logsetup), writing to
+    """Read LOG_LEVEL again (or use `spec`) and apply it to logging (labdebug.logsetup), writing to
     `stream` instead of stderr if given. A bad value means no debug lines, not an error."""
     global _config
     _config = _Config(os.environ.get("LOG_LEVEL", "") if spec is None else spec)

@@ -4,12 +4,12 @@ The steps, each in its own function below:
 
 1. the pristine framework: the student handout, built once per grader (or copied from
    `framework=`, e.g. the tree a Gradescope bundle ships, or a scratch tree in tests);
-2. the submission: only the student files are taken (labs/grading/submission.py) and laid on a
+2. the submission: only the student files are taken (instructor/grading/submission.py) and laid on a
    copy of the pristine framework, the *base*; the sha256 of each of its files is kept;
 3. every selected test runs up to `runs` times, each run in a fresh copy of the base whose
    framework files are read-only, in a fresh `python -m pytest <nodeid>` process under the
-   limits of labs/grading/sandbox.py, with the grader's plugin (labs/grading/pytest_plugin.py)
-   loaded from a directory outside the tree;
+   limits of instructor/grading/sandbox.py, with the grader's plugin
+   (instructor/grading/pytest_plugin.py) loaded from a directory outside the tree;
 4. a run passes only if the process exited 0 and the plugin reported, over the signed channel,
    that exactly this test ran and passed in setup, call and teardown, with pytest's internals
    intact, the student modules imported from the graded tree, and no framework file changed;
@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from labs.grading import pytest_plugin
-from labs.grading.cpus import CpuBudget, cpu_warning, usable_cpus
-from labs.grading.rubric import GradedTest, Rubric
-from labs.grading.sandbox import Limits, ProcessResult, child_subreaper, run_limited
-from labs.grading.submission import (
+from instructor.grading import pytest_plugin
+from instructor.grading.cpus import CpuBudget, cpu_warning, usable_cpus
+from instructor.grading.rubric import GradedTest, Rubric
+from instructor.grading.sandbox import Limits, ProcessResult, child_subreaper, run_limited
+from instructor.grading.submission import (
     ExtractionLimits,
     Submission,
     file_digest,
@@ -178,7 +178,7 @@ class Grader:
             if self._framework is not None:
                 shutil.copytree(self._framework, target, ignore=SKIP_WHEN_COPYING)
             else:
-                from labs.handout import build_handout
+                from instructor.handout import build_handout
 
                 build_handout(target, root=self._repo_root, init_git=False)
             self._pristine = target

@@ -7,9 +7,9 @@ DIR receives
     requirements.txt   the dependencies, read from the framework's setup.cfg
     rubric.json        the rubric in force
     framework/         the pristine framework: the student handout
-    grader/labs/       the grader: labs/grading, labs/handout.py (which names the student
-                       files), labs/console.py and the default rubric; the handout does not
-                       include all of them
+    grader/            the grader: instructor/grading/, instructor/handout.py (which names the
+                       student files), the default rubric and labs/console.py; the handout
+                       leaves the instructor package out
     autograder.zip     all of the above, ready to upload
 
 Gradescope unpacks the zip into /autograder/source, runs setup.sh once when it builds the
@@ -26,15 +26,17 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from labs.grading.grader import SKIP_WHEN_COPYING
-from labs.grading.rubric import Rubric
+from instructor.grading.grader import SKIP_WHEN_COPYING
+from instructor.grading.rubric import Rubric
 
 __all__ = ["write_bundle"]
 
 SOURCE = "/autograder/source"
-LABS_DIR = Path(__file__).resolve().parent.parent
-# What the grader needs of the labs package (standard library and rich otherwise).
-GRADER_FILES = ("__init__.py", "handout.py", "console.py", "rubric.json", "grading")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# What the grader needs of this repository (standard library and rich otherwise): the
+# instructor package's grader, handout generator and rubric, and the labs package's console.
+GRADER_FILES = ("instructor/__init__.py", "instructor/handout.py", "instructor/rubric.json",
+                "instructor/grading", "labs/__init__.py", "labs/console.py")
 
 SETUP_SH = """\
 #!/usr/bin/env bash
@@ -57,7 +59,7 @@ results=/autograder/results
 mkdir -p "$results"
 chmod 700 "$results" {source}
 cd {source}/grader
-/autograder/venv/bin/python -m labs.grading /autograder/submission \\
+/autograder/venv/bin/python -m instructor.grading /autograder/submission \\
     --framework {source}/framework --rubric {source}/rubric.json \\
     -o "$results" --user student {options}
 status=$?
@@ -86,13 +88,13 @@ def write_bundle(out_dir: Path, rubric: Rubric, framework: Path, grade_options: 
         raise FileExistsError(f"{out_dir} is not empty")
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(framework, out_dir / "framework", ignore=SKIP_WHEN_COPYING)
-    grader = out_dir / "grader" / "labs"
+    grader = out_dir / "grader"
     for relative in GRADER_FILES:
-        source = LABS_DIR / relative
+        source = REPO_ROOT / relative
         if source.is_dir():
             shutil.copytree(source, grader / relative, ignore=SKIP_WHEN_COPYING)
         else:
-            grader.mkdir(parents=True, exist_ok=True)
+            (grader / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, grader / relative)
     (out_dir / "rubric.json").write_text(json.dumps(rubric.data, indent=2) + "\n")
     requirements = _requirements(framework)

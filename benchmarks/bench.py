@@ -1,14 +1,16 @@
-"""`labs bench`: measure groups of metrics, print them as a table and write them as JSON.
+"""`labs bench` (`make bench`): measure groups of metrics, print them as a table and write them as
+JSON.
 
 A group is a function returning `{metric: number}`, registered in `GROUPS` under a short name
 (`labs bench --only rpc`). A metric may have a target in `TARGETS`; the table shows whether the
 measured value meets it. The JSON file holds one object, metric -> number, of every group run.
 
-    GROUPS["kv"] = lazy("labs.bench_kv", "kv_metrics")   # how a further group is added
+    GROUPS["kv"] = lazy("benchmarks.bench_kv", "kv_metrics")   # how a further group is added
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import operator
@@ -24,11 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
 
-__all__ = ["GROUPS", "TARGETS", "Target", "lazy", "rpc_metrics", "run_benchmarks"]
+__all__ = ["GROUPS", "TARGETS", "Target", "lazy", "rpc_metrics", "run_benchmarks",
+           "add_bench_arguments", "bench_command"]
 
 MetricGroup = Callable[[], dict[str, float]]
 
 BENCH_PROTO = Path(__file__).with_name("rpc_bench.proto")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results.json"
 
 
 @dataclass(frozen=True)
@@ -225,9 +230,9 @@ def _concurrent_rate(clients: list, args: object, calls_per_client: int) -> floa
 
 GROUPS: dict[str, MetricGroup] = {
     "rpc": rpc_metrics,
-    "raft": lazy("labs.bench_raft", "raft_metrics"),
-    "kv": lazy("labs.bench_kv", "kv_metrics"),
-    "linearizability": lazy("labs.linearizability.bench", "linearizability_metrics"),
+    "raft": lazy("benchmarks.bench_raft", "raft_metrics"),
+    "kv": lazy("benchmarks.bench_kv", "kv_metrics"),
+    "linearizability": lazy("benchmarks.bench_linearizability", "linearizability_metrics"),
 }
 
 # Targets: labrpc's own; Raft and KV against a complete Go solution on this kind of machine: wall
@@ -311,3 +316,16 @@ def run_benchmarks(only: list[str], output: Path) -> int:
     output.write_text(json.dumps({k: round(v, 3) for k, v in metrics.items()}, indent=2) + "\n")
     print(f"wrote {len(metrics)} metrics to {output}", file=sys.stderr)
     return status
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """`labs bench`'s arguments."""
+    parser.add_argument("--only", action="append", default=[], metavar="GROUP",
+                        help=f"run only this group of metrics ({', '.join(GROUPS)}); repeatable")
+    parser.add_argument("--output", default=str(DEFAULT_OUTPUT),
+                        help="where to write the metrics (default: bench/results.json)")
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    """`labs bench`: the exit status of run_benchmarks."""
+    return run_benchmarks(only=args.only, output=Path(args.output))

@@ -53,18 +53,15 @@ STUDENT_FILES = (
     "proto/raft.proto",
     "proto/kvraft.proto",
 )
-# Never part of a handout: instructor tooling that would be pointless or revealing there.
+# Never part of a handout, each a whole folder (or a file): the instructor package (this
+# generator, the grader, the rubric, the mutant corpus, and their tests), the benchmarks (they
+# measure the reference solution and the handout's stubs cannot run them), this repository's
+# CI and the instructors' guide.
 INSTRUCTOR_ONLY = (
-    "docs/instructors.md",
+    "instructor/",
+    "benchmarks/",
     ".ci/",
-    "labs/handout.py",
-    "labs/grade",
-    "labs/grading/",
-    "labs/mutants/",
-    "labs/rubric",
-    "tests/framework/test_handout",  # test_handout.py, test_handout_student.py
-    "tests/framework/test_grade.py",
-    "tests/framework/test_mutants.py",
+    "docs/instructors.md",
 )
 
 _BEGIN = re.compile(r"^(?P<indent>\s*)(?://\s*)?###\s*BEGIN SOLUTION\b(?P<rest>.*)$")
@@ -148,8 +145,9 @@ def _replace_regions(text: str, path: str, comment: str, with_placeholder: bool,
     return "\n".join(out) + ("\n" if text.endswith("\n") else ""), regions
 
 
-def _qualified_functions(tree: ast.AST) -> list[tuple[str, ast.FunctionDef]]:
-    found = []
+def _qualified_functions(
+        tree: ast.AST) -> list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    found: list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]] = []
 
     def visit(node: ast.AST, prefix: str) -> None:
         for child in ast.iter_child_nodes(node):
@@ -168,6 +166,14 @@ def _qualified_functions(tree: ast.AST) -> list[tuple[str, ast.FunctionDef]]:
 def _is_docstring(stmt: ast.stmt) -> bool:
     return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(
         stmt.value.value, str)
+
+
+def _stub_number(stmt: ast.stmt) -> int | None:
+    """n for a `__handout_stub_n__` placeholder statement; None for any other statement."""
+    if (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Name)
+            and stmt.value.id.startswith("__handout_stub_")):
+        return int(stmt.value.id.removeprefix("__handout_stub_").rstrip("_"))
+    return None
 
 
 def _needs_pass(marked: str, placeholder_line: str) -> bool:
@@ -192,13 +198,11 @@ def strip_python(text: str, path: str = "<text>", keep: Keep = _keep_none) -> st
     stubs: dict[int, str] = {}  # placeholder number -> the NotImplementedError line
     for name, function in _qualified_functions(tree):
         body = [s for s in function.body if not _is_docstring(s)]
-        placeholders = [s for s in body if isinstance(s, ast.Expr) and isinstance(s.value, ast.Name)
-                        and s.value.id.startswith("__handout_stub_")]
+        placeholders = [n for n in map(_stub_number, body) if n is not None]
         if body and len(placeholders) == len(body):
-            if any(regions[int(p.value.id.removeprefix("__handout_stub_").rstrip("_"))].optional
-                   for p in placeholders):
+            if any(regions[n].optional for n in placeholders):
                 continue
-            first = int(placeholders[0].value.id.removeprefix("__handout_stub_").rstrip("_"))
+            first = placeholders[0]
             parts = regions[first].label or "?"
             stubs[first] = f'raise NotImplementedError("{name} ({parts})")'
     lines = []
@@ -435,15 +439,9 @@ def _tracked_files(root: Path, untracked: bool = True) -> list[str]:
 
 
 def _in_handout(relative: str) -> bool:
-    """False for INSTRUCTOR_ONLY entries: a file ("a/b.py"), a folder ("a/") or, with no
-    suffix, every file whose path begins with it ("labs/grade" covers labs/grade_plugin.py)."""
-    for entry in INSTRUCTOR_ONLY:
-        if entry.endswith("/") or "." not in Path(entry).name:
-            if relative.startswith(entry):
-                return False
-        elif relative == entry:
-            return False
-    return True
+    """False for the files INSTRUCTOR_ONLY names: a folder ("a/") and all below it, or a file."""
+    return not any(relative.startswith(entry) if entry.endswith("/") else relative == entry
+                   for entry in INSTRUCTOR_ONLY)
 
 
 def build_handout(out_dir: Path, root: Path = REPO_ROOT, init_git: bool = True) -> list[str]:

@@ -4,7 +4,7 @@
 A module's level is its logger's level, so logging's own hierarchy does the matching: the longest
 matching module prefix wins (`raft.quiet=info,raft=debug`), and `raft` does not match `rafting`.
 The same rules decide the logging lines of the tester and labrpc and the `debug()` lines of
-labs/debug.py, which are records of the calling module's logger carrying their topic.
+labdebug (its `debug()`), which are records of the calling module's logger carrying their topic.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def parse_log_level(spec: str) -> tuple[int, dict[str, int]]:
 
 
 def debug_line(record: logging.LogRecord) -> str:
-    """A `debug()` record as `labs logs` reads it: `<ms> <CODE> <message>` (labs/debug.py LINE),
+    """A `debug()` record as `labs logs` reads it: `<ms> <CODE> <message>` (labdebug.LINE),
     the milliseconds on logging's clock, so that they agree with the logging lines around."""
     topic = record.topic  # type: ignore[attr-defined]  # set by debug() through `extra`
     return f"{int(record.relativeCreated):06d} {topic.value} {record.getMessage()}"

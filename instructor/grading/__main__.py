@@ -1,9 +1,9 @@
-"""`python -m labs.grading ARGS` is `labs grade ARGS`, without the rest of the labs command line:
-what the Gradescope bundle runs, from a copy of just the grader."""
+"""`python -m instructor.grading ARGS` is `labs grade ARGS`, without the rest of the labs command
+line: what the Gradescope bundle runs, from a copy of just the grader."""
 
 import argparse
 
-from labs.grading.command import add_grade_arguments, grade_command
+from instructor.grading.command import add_grade_arguments, grade_command
 
 parser = argparse.ArgumentParser(prog="labs grade", description="Grade a submission; see "
                                  "docs/instructors.md.")

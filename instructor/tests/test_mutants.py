@@ -1,6 +1,6 @@
-"""The mutant corpus and `labs mutants` (labs/mutants/): every mutant applies to the reference as
-it is now and leaves modules that import; applying fails loudly; the runner builds its kill
-matrix, tried on a scratch repository of tiny tests (no lab suite runs here)."""
+"""The mutant corpus and `labs mutants` (instructor/mutants/): every mutant applies to the
+reference as it is now and leaves modules that import; applying fails loudly; the runner builds
+its kill matrix, tried on a scratch repository of tiny tests (no lab suite runs here)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from labs.cli import build_parser
-from labs.console import make_console
-from labs.mutants import (
+from instructor.mutants import (
     CORPUS_DIR,
     PARTS,
     ApplyError,
@@ -27,8 +25,10 @@ from labs.mutants import (
     load_corpus,
     parse_mutant,
 )
-from labs.mutants.mutant import EDITABLE_FILES
-from labs.mutants.runner import copy_repository, kill_threshold, run_mutants, score_line
+from instructor.mutants.mutant import EDITABLE_FILES
+from instructor.mutants.runner import copy_repository, kill_threshold, run_mutants, score_line
+from labs.cli import build_parser
+from labs.console import make_console
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CORPUS = load_corpus()
@@ -51,7 +51,7 @@ def test_the_corpus_is_large_and_covers_every_part():
 
 
 def test_the_student_files_list_matches_the_handouts():
-    from labs.handout import STUDENT_FILES
+    from instructor.handout import STUDENT_FILES
 
     assert set(EDITABLE_FILES) == set(STUDENT_FILES)
 
@@ -253,17 +253,19 @@ def test_labs_mutants_is_registered_like_labs_grade():
     assert build_parser().parse_args(["grade", "x"]).func.__name__ == "grade_command"
 
 
-def test_without_the_instructor_packages_the_cli_offers_neither_grade_nor_mutants(
+def test_without_the_instructor_packages_the_cli_offers_no_instructor_command(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
-    # As in the handout, which has no labs/grading/ and no labs/mutants/ (a None entry in
-    # sys.modules makes the import fail).
-    monkeypatch.setitem(sys.modules, "labs.grading.command", None)
-    monkeypatch.setitem(sys.modules, "labs.mutants.command", None)
+    # As in the handout, which has neither instructor/ nor benchmarks/ (a None entry in
+    # sys.modules makes the import fail as a missing module does).
+    for module in ("instructor", "instructor.handout", "instructor.grading",
+                   "instructor.grading.command", "instructor.mutants", "instructor.mutants.command",
+                   "benchmarks", "benchmarks.bench"):
+        monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
     commands = set(re.findall(r"^    (\S+)", capsys.readouterr().out, re.M))
-    assert {"test", "logs", "handout"} <= commands
-    assert not commands & {"grade", "mutants"}
+    assert {"test", "logs", "check-history", "timeline", "proto"} <= commands
+    assert not commands & {"handout", "grade", "mutants", "bench"}
 
 
 SCRATCH_CONFTEST = textwrap.dedent('''
@@ -396,7 +398,7 @@ def test_later_runs_try_the_test_that_killed_the_last_run_first(session: dict, t
 
 
 def test_an_interrupted_session_judges_each_mutant_on_the_runs_that_finished():
-    from labs.mutants.runner import MutantResult, MutantRun, PartRun, _score, score_line
+    from instructor.mutants.runner import MutantResult, MutantRun, PartRun, _score, score_line
 
     def result(id_: str, outcomes: str) -> MutantResult:   # "k": killed run, "s": survived
         mutant = parse_mutant(f"description: {id_}\nparts: 2A\n\n@@ search raft/raft.py\nA\n"
@@ -423,4 +425,4 @@ def test_the_kill_threshold_is_nine_of_ten():
 
 
 def test_the_corpus_directory_is_the_default():
-    assert CORPUS_DIR == REPO_ROOT / "labs" / "mutants" / "corpus"
+    assert CORPUS_DIR == REPO_ROOT / "instructor" / "mutants" / "corpus"

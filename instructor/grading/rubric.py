@@ -4,7 +4,7 @@ A rubric is a JSON file (the labs support Python 3.10, which has no TOML reader)
 
     {
       "title": "raftlabs",
-      "student_files": ["raft/raft.py", ...],          optional; default labs.handout.STUDENT_FILES
+      "student_files": ["raft/raft.py", ...],   optional; default instructor.handout.STUDENT_FILES
       "parts": [
         {"part": "2A", "title": "Raft: leader election", "points": 15,
          "file": "tests/raft/test_raft_2a.py",
@@ -15,7 +15,8 @@ A rubric is a JSON file (the labs support Python 3.10, which has no TOML reader)
 
 A part's `points` are shared among its tests in proportion to their weights (the numbers in
 `tests`; a list of names means weight 1 each). A test scores its share only if every run of it
-passes. The default rubric, labs/rubric.json, covers every test of tests/raft and tests/kvraft.
+passes. The default rubric, instructor/rubric.json, covers every test of tests/raft and
+tests/kvraft.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class Rubric:
 
 
 def load_rubric(path: Path | None = None, student_files: tuple[str, ...] | None = None) -> Rubric:
-    """Read and check a rubric file (default: labs/rubric.json)."""
+    """Read and check a rubric file (default: instructor/rubric.json)."""
     path = Path(path) if path is not None else DEFAULT_RUBRIC
     try:
         data = json.loads(path.read_text())
@@ -102,7 +103,7 @@ def load_rubric(path: Path | None = None, student_files: tuple[str, ...] | None 
     files = data.get("student_files")
     if files is None:
         if student_files is None:
-            from labs.handout import STUDENT_FILES
+            from instructor.handout import STUDENT_FILES
             student_files = STUDENT_FILES
         files = list(student_files)
     if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):

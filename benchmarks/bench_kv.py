@@ -6,7 +6,7 @@ import statistics
 import threading
 import time
 
-from labs.bench_raft import _percentile, suite_costs
+from benchmarks.bench_raft import _percentile, suite_costs
 
 PARTS = ("3a", "3b")
 SEQUENTIAL_OPS = 1000

@@ -1,4 +1,5 @@
-"""labs.bench: the group registry, the table and the JSON file, and a quick run of group "rpc"."""
+"""benchmarks.bench: the group registry, the table and the JSON file, and a quick run of group
+"rpc"."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labs import bench
+from benchmarks import bench
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def agreement_latency(servers: int = 3, commands: int = AGREEMENTS) -> dict[str,
     """Milliseconds from `start()` until every server has applied the command, one at a time.
     The commands are the benchmark's own message: the Raft under test may name its messages as
     it likes."""
-    from labs.bench import BENCH_PROTO
+    from benchmarks.bench import BENCH_PROTO
     from proto.compiler import load_proto
 
     command = load_proto(BENCH_PROTO).BenchCommand

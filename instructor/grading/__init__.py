@@ -1,7 +1,7 @@
 """`labs grade`: the grader for course staff.
 
     submission.py     directory / git repository / archive -> the student files, the rest listed
-    rubric.py         which tests, in which parts, for how many points (labs/rubric.json)
+    rubric.py         which tests, in which parts, for how many points (instructor/rubric.json)
     sandbox.py        one process under limits: time, memory, output, processes
     pytest_plugin.py  loaded into each run; reports the result over a signed, inherited pipe
     grader.py         the pristine framework, the runs, the verdict of each run and test

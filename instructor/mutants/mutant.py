@@ -1,6 +1,6 @@
 """Mutants: small student bugs written as exact search/replace edits of the reference solution.
 
-Each mutant is one file, `labs/mutants/corpus/<id>.mutant`; its name is its id. A header of
+Each mutant is one file, `instructor/mutants/corpus/<id>.mutant`; its name is its id. A header of
 `key: value` lines, then one or more edits:
 
     # Comments (lines starting with #) and blank lines are allowed around the edits.
@@ -41,7 +41,7 @@ __all__ = [
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 SUFFIX = ".mutant"
 PARTS = ("2A", "2B", "2C", "2D", "3A", "3B")
-# The files a student writes (labs.handout.STUDENT_FILES, repeated here so that this module
+# The files a student writes (instructor.handout.STUDENT_FILES, repeated here so that this module
 # does not import the handout generator); a mutant is a student's bug, so it edits only these.
 EDITABLE_FILES = (
     "raft/raft.py",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from labs.handout import (
+from instructor.handout import (
     STUDENT_FILES,
     MarkerError,
     Region,
@@ -209,13 +209,16 @@ def test_handout_is_a_git_repository_with_one_commit(handout: Path):
 
 
 def test_handout_leaves_out_instructor_tools(handout: Path):
-    assert not (handout / "labs/handout.py").exists()
-    assert not (handout / "tests/framework/test_handout.py").exists()
-    assert not (handout / ".ci").exists()
-    assert not (handout / "docs/instructors.md").exists()
-    assert not (handout / "labs/grading").exists()
-    assert not (handout / "labs/mutants").exists()   # the corpus is a list of solution bugs
-    assert not (handout / "tests/framework/test_mutants.py").exists()
+    # the generator, grader, rubric and mutant corpus (a list of solution bugs), with their
+    # tests; the benchmarks of the reference; this repository's CI and the instructors' guide
+    for left_out in ("instructor", "benchmarks", ".ci", "docs/instructors.md"):
+        assert not (handout / left_out).exists(), left_out
+    files = subprocess.run(["git", "ls-files"], cwd=handout, capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert not [f for f in files if re.search(r"handout|grad|mutant|rubric|bench", f)], files
+    # what a student runs is there
+    for kept in ("labs/cli.py", "labs/repeat.py", "labdebug/__init__.py", "tests/framework"):
+        assert (handout / kept).exists(), kept
 
 
 def test_branch_holds_handouts_only_and_each_change_is_a_commit_on_the_last(tmp_path: Path):
@@ -231,7 +234,7 @@ def test_branch_holds_handouts_only_and_each_change_is_a_commit_on_the_last(tmp_
     raft_py = git("show", "handout:raft/raft.py")
     assert 'raise NotImplementedError("Node.start (2B)")' in raft_py
     assert "BEGIN SOLUTION" not in raft_py
-    assert "labs/handout.py" not in git("ls-tree", "-r", "--name-only", "handout").split()
+    assert "instructor/handout.py" not in git("ls-tree", "-r", "--name-only", "handout").split()
     assert commit_to_branch("handout", repo) == first  # nothing changed: no new commit
 
     guide = repo / "docs/lab2-raft.md"
@@ -369,8 +372,8 @@ def _plant(tree: Path, relative: str, text: str) -> int:
     # a guide naming the solution's message in a code span: a plain word, but code there
     ("docs/lab3-kvraft.md", "Every operation becomes a `Command` in the log.",
      "solution name 'Command' (declared in proto/kvraft.proto's solution regions)"),
-    # a benchmark building the solution's message
-    ("labs/bench_raft.py", "from proto.raftpb import LogEntry",
+    # a student tool building the solution's message
+    ("labs/repeat.py", "from proto.raftpb import LogEntry",
      "solution name 'LogEntry' (declared in proto/raft.proto's solution regions)"),
     # a test reaching into the solution's internals
     ("tests/raft/raft_harness.py", "REPLY = cfg.rafts[0].raft._handle_append_entries",
@@ -392,7 +395,7 @@ def _plant(tree: Path, relative: str, text: str) -> int:
      "absolute path of a machine '/home/alice/raftlabs/raft/raft.py' (show paths relative to "
      "the checkout)"),
     # a marker the generator missed
-    ("labs/debug.py", "### BEGIN SOLUTION 2A",
+    ("labdebug/__init__.py", "### BEGIN SOLUTION 2A",
      "marker left in the handout: ### BEGIN SOLUTION 2A"),
 ])
 def test_each_planted_leak_fails_the_check_naming_file_and_line(scratch: Path, relative: str,
@@ -407,9 +410,9 @@ def test_a_short_plain_solution_name_counts_where_it_is_code(scratch: Path):
     names = solution_names(REPO_ROOT)
     word = min((name for name in names if re.fullmatch(r"[A-Za-z][a-z]*", name)), key=len)
     source = names[word]
-    number = _plant(scratch, "labs/bench_kv.py", f"probe = {word}()")
+    number = _plant(scratch, "labs/console.py", f"probe = {word}()")
     _plant(scratch, "docs/lab3-kvraft.md", f"In prose, {word} is only a word.")
-    assert _check(scratch) == [f"labs/bench_kv.py:{number}: solution name {word!r} (declared "
+    assert _check(scratch) == [f"labs/console.py:{number}: solution name {word!r} (declared "
                                f"in {source}'s solution regions)"]
 
 
