@@ -84,6 +84,9 @@ SEED_ENV = "LABRPC_SEED"
 _now = time.monotonic  # the clock of trace events (labs/timeline)
 
 _server_ids = itertools.count(1)
+
+# A server's way to one rpc: the bound handler, the request decoder, the reply type, the rpc.
+_Route = tuple[Callable[[Message], Message], Callable[[bytes], Message], type[Message], Method]
 _network_ids = itertools.count(1)
 
 
@@ -94,6 +97,7 @@ class Server:
         self.name = name
         self.id = next(_server_ids)  # tells a restarted server from the one it replaced
         self._services: dict[str, tuple[Service, Any]] = {}
+        self._routes: dict[Method, _Route] = {}  # see `_route`
 
     def add_service(self, service: Service, implementation: Any) -> None:
         """Route calls of `service` to `implementation`'s snake_case methods."""
@@ -101,6 +105,7 @@ class Server:
             raise ValueError(
                 f"service {service.name!r} is already registered on server {self.name!r}")
         self._services[service.name] = (service, implementation)
+        self._routes.clear()
 
     def dispatch(self, full_name: str, request: bytes) -> bytes:
         """Decode `request`, run `Service.Method` and return the encoded reply.
@@ -110,26 +115,24 @@ class Server:
         `RemoteError`.
         """
         service_name, _, method_name = full_name.partition(".")
-        return self._dispatch(service_name, method_name, request)
-
-    def _dispatch(self, service_name: str, method_name: str, request: bytes) -> bytes:
         entry = self._services.get(service_name)
         if entry is None:
             raise Unimplemented(f"server {self.name!r} has no service {service_name!r} "
-                                f"(call {service_name}.{method_name})")
-        service, implementation = entry
-        method = service.methods.get(method_name)
+                                f"(call {full_name})")
+        method = entry[0].methods.get(method_name)
         if method is None:
             raise Unimplemented(f"service {service_name} has no rpc {method_name!r} "
-                                f"(call {service_name}.{method_name})")
-        handler = getattr(implementation, method.attr, None)
-        if handler is None:
-            raise Unimplemented(
-                f"{type(implementation).__name__} has no method {method.attr}() "
-                f"for rpc {method.full_name} on server {self.name!r}"
-            )
+                                f"(call {full_name})")
+        return self._invoke(method, request)
+
+    def _invoke(self, method: Method, request: bytes) -> bytes:
+        """`dispatch` for a call whose `Method` the caller already holds (every labrpc call)."""
+        route = self._routes.get(method)
+        if route is None:
+            route = self._route(method)
+        handler, decode, reply_type, method = route
         try:
-            args = method.request_type.FromString(request)
+            args = decode(request)
         except Exception:
             args = labcodec.decode(request, method.request_type)  # raises labcodec's error
         try:
@@ -137,19 +140,43 @@ class Server:
         except RpcError:
             raise  # the handler refuses the call (a killed peer raises Stopped): not a bug
         except Exception as exc:
-            log.exception("handler %s.%s on server %r raised", type(implementation).__name__,
-                          method.attr, self.name)
+            log.exception("handler %s.%s on server %r raised",
+                          type(self._services[method.service][1]).__name__, method.attr,
+                          self.name)
             raise RemoteError(f"{method.full_name} on server {self.name!r} raised "
                               f"{type(exc).__name__}: {exc}") from exc
-        if not isinstance(reply, method.reply_type):
+        if type(reply) is not reply_type and not isinstance(reply, reply_type):
             raise RemoteError(
-                f"{type(implementation).__name__}.{method.attr}() returned "
-                f"{type(reply).__name__}, expected {method.reply_type.__name__}"
+                f"{type(self._services[method.service][1]).__name__}.{method.attr}() returned "
+                f"{type(reply).__name__}, expected {reply_type.__name__}"
             )
         try:
             return reply.SerializeToString()
         except Exception:
             return labcodec.encode(reply)  # raises labcodec's error
+
+    def _route(self, method: Method) -> _Route:
+        """Find the handler of `method` on this server and remember it: every later call of the
+        same rpc then costs one dictionary lookup (a call is made thousands of times a second)."""
+        entry = self._services.get(method.service)
+        if entry is None:
+            raise Unimplemented(f"server {self.name!r} has no service {method.service!r} "
+                                f"(call {method.full_name})")
+        service, implementation = entry
+        # The server's own description of the rpc decides how its request is read.
+        own = service.methods.get(method.name)
+        if own is None:
+            raise Unimplemented(f"service {method.service} has no rpc {method.name!r} "
+                                f"(call {method.full_name})")
+        handler = getattr(implementation, own.attr, None)
+        if handler is None:
+            raise Unimplemented(
+                f"{type(implementation).__name__} has no method {own.attr}() "
+                f"for rpc {own.full_name} on server {self.name!r}"
+            )
+        route = (handler, own.request_type.FromString, own.reply_type, own)
+        self._routes[method] = route
+        return route
 
     def __repr__(self) -> str:
         return f"Server({self.name!r}, services={list(self._services)})"
@@ -173,9 +200,9 @@ class ClientEnd:
         except Exception:
             return labcodec.decode(call.reply, method.reply_type)  # raises labcodec's error
 
-    def call_future(self, method: Method, args: Message) -> Future:
+    def call_future(self, method: Method, args: Message) -> Future[Any]:
         """Send `args` and return a Future of the reply at once."""
-        future: Future = Future()
+        future: Future[Any] = Future()
         future.set_running_or_notify_cancel()
         self.network._start_call(self, method, args, future)
         return future
@@ -203,12 +230,17 @@ class _Call:
     (`long_reordering`), are read from the network when the call starts, under its lock."""
 
     __slots__ = ("end_name", "end", "method", "request", "server", "reliable", "long_reordering",
-                 "phase", "reply", "error", "finished", "_done", "_future",
-                 "seq")  # its number, set only while a timeline records (labs/timeline)
+                 "phase", "reply", "error", "finished", "_done", "_future", "seq")
+    # Set only when the call finishes (see `finished`), not in __init__: a call is made
+    # thousands of times a second, and the common path reads them once.
+    reply: bytes              # b"" when it failed
+    error: RpcError | None
+    _done: threading.Lock     # only for a blocking caller
+    seq: int                  # its number, set only while a timeline records (labs/timeline)
 
     def __init__(self, end_name: str, end: _EndState, method: Method, request: bytes,
                  server: Server | None, reliable: bool, long_reordering: bool,
-                 future: Future | None) -> None:
+                 future: Future[Any] | None) -> None:
         self.end_name = end_name
         self.end = end
         self.method = method
@@ -254,7 +286,8 @@ class Network:
         self._long_delays = False
         self._long_reordering = False
         self._ends: dict[str, _EndState] = {}
-        self._servers: dict[str, Server] = {}
+        # By name; an end connected to nothing looks up None, which names no server.
+        self._servers: dict[str | None, Server] = {}
         self._server_counts: dict[str, int] = {}
         self._total_count = 0
         self._total_bytes = 0
@@ -265,11 +298,11 @@ class Network:
         self._workers = WorkerPool(name)
         # Where the calls' events go when a tester records a timeline (labs/timeline): a list,
         # appended to without a lock of its own (list.append is atomic), or None.
-        self._trace: list[tuple] | None = None
+        self._trace: list[tuple[Any, ...]] | None = None
 
     # --- configuration ----------------------------------------------------------------------------
 
-    def set_trace(self, events: list[tuple] | None) -> None:
+    def set_trace(self, events: list[tuple[Any, ...]] | None) -> None:
         """Append the network's events to `events` from now on (None: stop). Each is a tuple
         `(kind, time.monotonic(), ...)`; labs/timeline/recorder.py lists the kinds."""
         self._trace = events
@@ -298,13 +331,16 @@ class Network:
             self._long_reordering = long_reordering
         self._traced("net", "long_reordering", long_reordering)
 
-    def create_client(self, name: str) -> ClientEnd:
-        """A new end, disabled and connected to nothing."""
+    def create_client(self, name: str,
+                      make_end: Callable[[Network, str], ClientEnd] = ClientEnd) -> ClientEnd:
+        """A new end, disabled and connected to nothing. `make_end(network, name)` builds the
+        end object: a tester may pass a `ClientEnd` subclass of its own (say, one that refuses
+        every call once the test is over)."""
         with self._lock:
             if name in self._ends:
                 raise ValueError(f"client end {name!r} already exists")
             self._ends[name] = _EndState()
-        return ClientEnd(self, name)
+        return make_end(self, name)
 
     def connect(self, end: ClientEnd | str, server_name: str) -> None:
         with self._lock:
@@ -395,7 +431,7 @@ class Network:
         return not end.enabled or self._servers.get(end.server_name) is not call.server
 
     def _start_call(self, end: ClientEnd, method: Method, args: Message,
-                    future: Future | None) -> _Call:
+                    future: Future[Any] | None) -> _Call:
         if not isinstance(args, method.request_type):
             raise TypeError(f"{method.full_name} takes {method.request_type.__name__}, "
                             f"got {type(args).__name__}")
@@ -429,7 +465,7 @@ class Network:
                 limit = LONG_DEAD_END_DELAY_MS if self._long_delays else DEAD_END_DELAY_MS
                 error = Disconnected(f"end {end.name!r} reaches no server")
                 self._timers.schedule(self._random.randrange(limit) / 1000, self._finish_later,
-                                      call, None, error)
+                                      call, b"", error)
                 return call
             # Accepted: from here on the call belongs to this server, whatever becomes of it.
             if not reliable:
@@ -438,7 +474,7 @@ class Network:
                     call.phase = _SETTLED
                     if trace is not None:
                         trace.append(("drop", _now(), call.seq))
-                    self._timers.schedule(delay, self._finish_later, call, None,
+                    self._timers.schedule(delay, self._finish_later, call, b"",
                                           Timeout(f"{method.full_name}: request lost"))
                 else:
                     self._timers.schedule(delay, self._dispatch_later, call)
@@ -456,10 +492,12 @@ class Network:
     def _dispatch_later(self, call: _Call) -> None:
         """After the short delay: hand the request to the server that accepted it, whether or not
         that server still lives (its reply is lost if it died, but its handler runs, as in Go)."""
+        server = call.server
+        assert server is not None  # only accepted calls are dispatched
         with self._lock:
             if self._closed:
                 return
-            self._server_counts[call.server.name] += 1
+            self._server_counts[server.name] += 1
         try:
             self._workers.submit(self._run_handler, call)
         except RuntimeError:  # the pool closed: shutdown has already failed the call
@@ -474,13 +512,14 @@ class Network:
         trace = self._trace
         if trace is not None:
             trace.append(("run", _now(), getattr(call, "seq", 0)))
-        method = call.method
+        method, server = call.method, call.server
+        assert server is not None  # only accepted calls reach a handler
         try:
-            reply, error = call.server._dispatch(method.service, method.name, call.request), None
+            reply, error = server._invoke(method, call.request), None
         except RpcError as exc:
-            reply, error = None, exc
+            reply, error = b"", exc
         except labcodec.Error as exc:
-            reply, error = None, RemoteError(f"{method.full_name}: {exc}")
+            reply, error = b"", RemoteError(f"{method.full_name}: {exc}")
         lock = self._lock
         lock.acquire()
         try:
@@ -502,7 +541,7 @@ class Network:
                 # The server crashed or was cut off while handling: its answer never arrives, so
                 # a client never sees a positive reply to a write that the crashed server saved
                 # into a persister the tester has since replaced.
-                self._finish(call, error=Stopped(f"server {call.server.name!r} died during "
+                self._finish(call, error=Stopped(f"server {server.name!r} died during "
                                                  f"{method.full_name}"))
             elif not call.reliable and self._random.random() < DROP_REPLY_PROBABILITY:
                 self._finish(call, error=Timeout(f"{method.full_name}: reply lost"))
@@ -521,14 +560,14 @@ class Network:
         call.wake()
         return None
 
-    def _finish_later(self, call: _Call, reply: bytes | None, error: RpcError | None) -> None:
+    def _finish_later(self, call: _Call, reply: bytes, error: RpcError | None) -> None:
         with self._lock:
             if call.finished:  # shutdown failed it meanwhile and completes its Future itself
                 return
             self._finish(call, reply, error)
         call.wake()
 
-    def _finish(self, call: _Call, reply: bytes | None = None,
+    def _finish(self, call: _Call, reply: bytes = b"",
                 error: RpcError | None = None) -> None:
         """Complete a call exactly once. Hold the lock."""
         if call.finished:

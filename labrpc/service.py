@@ -27,7 +27,9 @@ def snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
-@dataclass(frozen=True)
+# eq=False: a Method is its own identity, so hashing one (servers remember their route per
+# Method, on every call) costs no more than hashing any object.
+@dataclass(frozen=True, eq=False)
 class Method:
     """One rpc of a service: its wire name, Python attribute and message types."""
 

@@ -620,6 +620,51 @@ def test_dispatch_of_unknown_service_or_method_raises_unimplemented() -> None:
         partial.dispatch("Junk.Handler2", b"")
 
 
+def test_a_call_refused_as_unimplemented_works_once_its_service_is_added() -> None:
+    # A server remembers where each rpc goes after its first call: a refusal must not be
+    # remembered, and a service added later must be found.
+    net = labrpc.Network()
+    try:
+        server = labrpc.Server("late")
+        net.add_server(server)
+        end = net.create_client("c")
+        net.connect(end, "late")
+        net.enable(end, True)
+        client = JunkClient(end)
+        with pytest.raises(labrpc.Unimplemented, match="no service 'Junk'"):
+            client.handler2(Handler2Args(x=1))
+        server.add_service(JunkService, Junk())
+        assert client.handler2(Handler2Args(x=2)).x == "handler2-2"
+        assert client.handler2(Handler2Args(x=3)).x == "handler2-3"  # the remembered route
+    finally:
+        net.shutdown()
+
+
+def test_create_client_builds_the_end_a_tester_asks_for() -> None:
+    class CountingEnd(labrpc.ClientEnd):
+        calls = 0
+
+        def call(self, method: Any, args: Any) -> Any:
+            CountingEnd.calls += 1
+            return super().call(method, args)
+
+    net = labrpc.Network()
+    try:
+        server = labrpc.Server(SERVER)
+        server.add_service(JunkService, Junk())
+        net.add_server(server)
+        end = net.create_client("counted", CountingEnd)
+        assert type(end) is CountingEnd and end.name == "counted" and end.network is net
+        net.connect(end, SERVER)
+        net.enable(end, True)
+        assert JunkClient(end).handler2(Handler2Args(x=7)).x == "handler2-7"
+        assert CountingEnd.calls == 1
+        with pytest.raises(ValueError, match="already exists"):
+            net.create_client("counted", CountingEnd)
+    finally:
+        net.shutdown()
+
+
 def test_dispatch_of_malformed_body_raises_decode_error() -> None:
     server = labrpc.Server("direct")
     server.add_service(JunkService, Junk())
