@@ -19,6 +19,8 @@ import threading
 import zlib
 from pathlib import Path
 
+from raft.persister import PersisterBase
+
 __all__ = ["FilePersister", "PersisterCorrupt", "STATE_FILE"]
 
 STATE_FILE = "state.bin"
@@ -31,7 +33,7 @@ class PersisterCorrupt(Exception):
     """The state file exists but is not a complete state written by FilePersister."""
 
 
-class FilePersister:
+class FilePersister(PersisterBase):
     """A file-backed `raft.persister.Persister`: reads are served from memory, every save is
     durable before it returns."""
 
@@ -39,11 +41,10 @@ class FilePersister:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / STATE_FILE
-        self._lock = threading.Lock()
         # A temporary file left by a save that a crash interrupted was never acknowledged.
         for leftover in self.directory.glob(f"{STATE_FILE}.*{_TEMP_SUFFIX}"):
             leftover.unlink(missing_ok=True)
-        self._raft_state, self._snapshot = self._load()
+        super().__init__(*self._load())
 
     def _load(self) -> tuple[bytes, bytes]:
         try:
@@ -52,32 +53,9 @@ class FilePersister:
             return b"", b""
         return decode(data, self.path)
 
-    def raft_state(self) -> bytes:
-        with self._lock:
-            return self._raft_state
-
-    def snapshot(self) -> bytes:
-        with self._lock:
-            return self._snapshot
-
-    def save_raft_state(self, state: bytes) -> None:
-        with self._lock:
-            self._write(bytes(state), self._snapshot)
-
-    def save_state_and_snapshot(self, state: bytes, snapshot: bytes) -> None:
-        with self._lock:
-            self._write(bytes(state), bytes(snapshot))
-
-    def raft_state_size(self) -> int:
-        with self._lock:
-            return len(self._raft_state)
-
-    def snapshot_size(self) -> int:
-        with self._lock:
-            return len(self._snapshot)
-
-    def _write(self, state: bytes, snapshot: bytes) -> None:
-        # Hold the lock throughout: two saves must reach the disk in the order they were made.
+    def _store(self, state: bytes, snapshot: bytes) -> None:
+        # Called with the base class's lock held throughout: two saves must reach the disk in
+        # the order they were made.
         temp = self.directory / f"{STATE_FILE}.{os.getpid()}.{threading.get_ident()}{_TEMP_SUFFIX}"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -89,7 +67,7 @@ class FilePersister:
             os.close(fd)
         os.replace(temp, self.path)
         _fsync_directory(self.directory)
-        self._raft_state, self._snapshot = state, snapshot
+        super()._store(state, snapshot)  # acknowledged only once it is on disk
 
     def __repr__(self) -> str:
         return f"FilePersister({str(self.directory)!r})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Persister", "MemoryPersister"]
+__all__ = ["Persister", "PersisterBase", "MemoryPersister"]
 
 
 @runtime_checkable
@@ -34,8 +34,13 @@ class Persister(Protocol):
         """Length in bytes of the saved snapshot."""
 
 
-class MemoryPersister:
-    """A thread-safe in-memory `Persister`; the tester's stand-in for a disk."""
+class PersisterBase:
+    """The `Persister` protocol over a state and snapshot kept in memory under a lock.
+
+    Every save goes through `_store`, with the lock held, so saves happen one at a time and in
+    the order they were made; a subclass that keeps the pair somewhere else too (a file)
+    overrides `_store` to write it there before keeping it in memory.
+    """
 
     def __init__(self, raft_state: bytes = b"", snapshot: bytes = b"") -> None:
         self._lock = threading.Lock()
@@ -52,12 +57,11 @@ class MemoryPersister:
 
     def save_raft_state(self, state: bytes) -> None:
         with self._lock:
-            self._raft_state = bytes(state)
+            self._store(bytes(state), self._snapshot)
 
     def save_state_and_snapshot(self, state: bytes, snapshot: bytes) -> None:
         with self._lock:
-            self._raft_state = bytes(state)
-            self._snapshot = bytes(snapshot)
+            self._store(bytes(state), bytes(snapshot))
 
     def raft_state_size(self) -> int:
         with self._lock:
@@ -66,6 +70,14 @@ class MemoryPersister:
     def snapshot_size(self) -> int:
         with self._lock:
             return len(self._snapshot)
+
+    def _store(self, state: bytes, snapshot: bytes) -> None:
+        """Make (state, snapshot) the saved pair; called with the lock held."""
+        self._raft_state, self._snapshot = state, snapshot
+
+
+class MemoryPersister(PersisterBase):
+    """A thread-safe in-memory `Persister`; the tester's stand-in for a disk."""
 
     def copy(self) -> MemoryPersister:
         """An independent persister holding the same state and snapshot."""
