@@ -47,6 +47,7 @@ $(LINT_INSTALLED): $(INSTALLED)
 # mypy reads the messages from the stubs protoc writes beside the compiled protos: compile first.
 lint: $(LINT_INSTALLED)
 	$(PY) -m labs proto >/dev/null
+	$(PY) -c "import cluster.clusterpb"  # compiles cluster/admin.proto and its stub
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 

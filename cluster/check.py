@@ -31,16 +31,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from cluster.control import LocalCluster, ignore_in_git, process_alive
-from cluster.node import FAULT_POLL_INTERVAL
-from cluster.transport import DEFAULT_DEADLINE, GrpcEnd, connect
+from cluster.node import FAULT_POLL_INTERVAL, add_kv_server
+from cluster.transport import DEFAULT_DEADLINE, GrpcEnd, as_client_end, connect
 from labs.linearizability.checker import CheckOutcome
 from labs.linearizability.history import format_history
 from labs.linearizability.kv_history import Recorder, check_kv
 from labs.linearizability.model import NEVER_RETURNED, Operation
 from labs.linearizability.visualize import explain_failure, write_html
+
+if TYPE_CHECKING:
+    from kvraft.client import Clerk
 
 __all__ = ["NEMESES", "Fault", "Workload", "CheckReport", "run_check", "clerk_for",
            "EXIT_OK", "EXIT_VIOLATION", "EXIT_UNDECIDED"]
@@ -57,15 +60,21 @@ DRAIN_TIMEOUT = 60.0
 CHECK_TIMEOUT = 120.0
 
 
-def clerk_for(addresses: list[str], name: str, deadline: float = DEFAULT_DEADLINE):
+def clerk_for(addresses: list[str], name: str,
+              deadline: float = DEFAULT_DEADLINE) -> tuple[Clerk, Callable[[], None]]:
     """The student's Clerk over gRPC ends to `addresses`, and a function that closes them."""
     from kvraft.client import Clerk
     from proto.kvraftpb import KvClient
 
     ends = [GrpcEnd(f"{name}-to-{i}", connect(a), deadline=deadline)
             for i, a in enumerate(addresses)]
-    clerk = Clerk(name, [KvClient(end) for end in ends])
-    return clerk, lambda: [end.close() for end in ends]
+    clerk = Clerk(name, [KvClient(as_client_end(end)) for end in ends])
+
+    def close() -> None:
+        for end in ends:
+            end.close()
+
+    return clerk, close
 
 
 @dataclass
@@ -109,7 +118,7 @@ def percentile(values: list[float], q: float) -> float:
 class Workload:
     """The clients: each a Clerk on a thread, recording into one history."""
 
-    def __init__(self, make_clerk: Callable[[str], object], clients: int, seed: int) -> None:
+    def __init__(self, make_clerk: Callable[[str], Clerk], clients: int, seed: int) -> None:
         self.recorder = Recorder()
         self._make_clerk = make_clerk
         self._stop = threading.Event()
@@ -126,7 +135,7 @@ class Workload:
         for thread in self._threads:
             thread.start()
 
-    def _call(self, c: int, clerk, op: str, key: str, value: str = "") -> None:
+    def _call(self, c: int, clerk: Clerk, op: str, key: str, value: str = "") -> None:
         with self._lock:
             self._pending[c] = (op, key, value, time.monotonic())
         if op == "get":
@@ -336,10 +345,11 @@ def run_check(seconds: float, clients: int, nemesis: list[str], n: int = 5,
 
 
 def _run(cluster: LocalCluster, seconds: float, clients: int, nemesis: list[str], seed: int,
-         out_path: Path, out: TextIO, schedule) -> tuple[int, CheckReport]:
+         out_path: Path, out: TextIO,
+         schedule: list[tuple[float, str]] | None) -> tuple[int, CheckReport]:
     closers = []
 
-    def make_clerk(name: str):
+    def make_clerk(name: str) -> Clerk:
         clerk, close = clerk_for(cluster.addresses, name)
         closers.append(close)
         return clerk
@@ -412,10 +422,8 @@ def _run_on_emulator(seconds: float, clients: int, n: int, seed: int, out_path: 
     """The same clients on labrpc's reliable emulated network, for comparison (no faults)."""
     import labrpc
     from kvraft.client import Clerk
-    from kvraft.server import KvServer
-    from kvraft.server import Node as KvNode
-    from proto.kvraftpb import KvClient, KvService
-    from proto.raftpb import RaftClient, RaftService
+    from proto.kvraftpb import KvClient
+    from proto.raftpb import RaftClient
     from raft.persister import MemoryPersister
 
     net = labrpc.Network()
@@ -427,15 +435,13 @@ def _run_on_emulator(seconds: float, clients: int, n: int, seed: int, out_path: 
             net.connect(end, f"server-{j}")
             net.enable(end, True)
             ends.append(end)
-        kv = KvServer([RaftClient(e) for e in ends], i, MemoryPersister(), 8192)
         server = labrpc.Server(f"server-{i}")
-        server.add_service(KvService, KvNode(kv))
-        server.add_service(RaftService, kv.rf)
+        kv, _ = add_kv_server(server, [RaftClient(e) for e in ends], i, MemoryPersister(), 8192)
         net.add_server(server)
         kvs.append(kv)
     counter = iter(range(10**9))
 
-    def make_clerk(name: str):
+    def make_clerk(name: str) -> Clerk:
         ends = []
         for j in range(n):
             end = net.create_client(f"{name}-{next(counter)}")

@@ -9,7 +9,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 __all__ = ["add_commands", "DEFAULT_DIR"]
 
@@ -18,6 +20,7 @@ MAX_NODES = 15
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 _ROOT = Path(__file__).resolve().parent.parent
+_Number = TypeVar("_Number", int, float)
 
 
 def _error(message: str) -> int:
@@ -25,8 +28,8 @@ def _error(message: str) -> int:
     return 2
 
 
-def _positive(kind: type, what: str):
-    def parse(text: str):
+def _positive(kind: Callable[[str], _Number], what: str) -> Callable[[str], _Number]:
+    def parse(text: str) -> _Number:
         try:
             value = kind(text)
         except ValueError:
@@ -106,7 +109,7 @@ def _controller(directory: Path) -> tuple[int | None, str | None]:
 
 def _send(directory: Path, command: str, args: list[str], quiet: bool = False) -> int:
     from cluster.clusterpb import ControlClient, ControlRequest
-    from cluster.transport import GrpcEnd, connect
+    from cluster.transport import GrpcEnd, as_client_end, connect
     from labrpc import RpcError
 
     pid, address = _controller(directory)
@@ -115,7 +118,7 @@ def _send(directory: Path, command: str, args: list[str], quiet: bool = False) -
                       f"`labs cluster start --dir {directory}`")
     end = GrpcEnd("control", connect(address), deadline=60.0)
     try:
-        reply = ControlClient(end).do(ControlRequest(command=command, args=args))
+        reply = ControlClient(as_client_end(end)).do(ControlRequest(command=command, args=args))
     except RpcError as exc:
         return _error(f"the controller (pid {pid}) did not answer: {exc}")
     finally:
@@ -188,29 +191,41 @@ def _addresses(args: argparse.Namespace) -> list[str]:
 
 
 def _print_status(directory: Path | None, cluster_file: str | None, deadline: float) -> int:
+    """The status table of the cluster in `directory`, or of the servers of `cluster_file`
+    (directory None: no pidfiles to tell a server that is down from one that does not answer)."""
     from cluster.control import ClusterError, query_status, read_addresses
     from cluster.node import read_cluster_file
 
     try:
-        addresses = read_cluster_file(cluster_file) if cluster_file else read_addresses(directory)
+        if cluster_file:
+            addresses = read_cluster_file(cluster_file)
+        else:
+            addresses = read_addresses(directory or DEFAULT_DIR)
     except (ClusterError, OSError, ValueError) as exc:
         return _error(str(exc))
     statuses = query_status(addresses, deadline)
     errors: list[str] = []
-    rows = [("node", "address", "pid", "role", "term", "applied", "raft state", "snapshot")]
+    # last log and commit come from the Raft's optional log_indexes() hook (the last log also
+    # from start() on a leader); applied is what the node delivered on apply_ch. See
+    # cluster/progress.py. "-": the runtime cannot know.
+    header = ("node", "address", "pid", "role", "term", "last log", "commit", "applied",
+              "raft state", "snapshot")
+    rows: list[tuple[str, ...]] = [header]
+    blank = ("-",) * (len(header) - 4)
     for s in statuses:
         r = s.reply
         if r is None and s.answered:
-            rows.append((str(s.id), s.address, "-", "error", "-", "-", "-", "-"))
+            rows.append((str(s.id), s.address, "-", "error", *blank))
             errors.append(f"node {s.id}: {s.error}")
             continue
         if r is None:
             pid = _read_pid(directory / f"node-{s.id}.pid") if directory else None
             state = "down" if directory and pid is None else "no answer"
-            rows.append((str(s.id), s.address, str(pid or "-"), state, "-", "-", "-", "-"))
+            rows.append((str(s.id), s.address, str(pid or "-"), state, *blank))
             continue
         rows.append((str(s.id), s.address, str(r.pid), s.role, str(r.term),
-                     str(r.last_applied) if r.lab == 2 else "-",
+                     *(str(getattr(r, f)) if r.HasField(f) else "-"
+                       for f in ("last_log_index", "commit_index", "last_applied")),
                      f"{r.raft_state_size} B", f"{r.snapshot_size} B"))
     widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
     for row in rows:
@@ -221,7 +236,8 @@ def _print_status(directory: Path | None, cluster_file: str | None, deadline: fl
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    return _print_status(Path(args.dir), args.cluster_file, args.deadline)
+    directory = None if args.cluster_file else Path(args.dir)
+    return _print_status(directory, args.cluster_file, args.deadline)
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
@@ -259,8 +275,15 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 def _cmd_control(args: argparse.Namespace) -> int:
     if args.cluster_command == "partition" and len(args.groups) < 2:
         return _error("partition needs at least two groups, e.g. `partition 0,1 2,3,4`")
-    extra = {"partition": lambda: args.groups, "unreliable": lambda: [args.state],
-             "heal": lambda: []}.get(args.cluster_command, lambda: [str(args.node)])()
+    extra: list[str]
+    if args.cluster_command == "partition":
+        extra = args.groups
+    elif args.cluster_command == "unreliable":
+        extra = [args.state]
+    elif args.cluster_command == "heal":
+        extra = []
+    else:  # kill, restart, pause, resume
+        extra = [str(args.node)]
     return _send(Path(args.dir), args.cluster_command, extra)
 
 
@@ -304,7 +327,7 @@ def _cmd_kv(args: argparse.Namespace) -> int:
         print(f"labs kv: {exc}", file=sys.stderr)
         return 2
     clerk, close = clerk_for(addresses, "labs-kv")
-    result: list = []
+    result: list[str | None] = []
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -339,7 +362,7 @@ def _dir_option(parser: argparse.ArgumentParser) -> None:
                         help=f"the cluster's directory (default: {DEFAULT_DIR}/)")
 
 
-def add_commands(commands) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `labs cluster` and `labs kv` on the `labs` subcommand parser."""
     from cluster.node import DEFAULT_MAXRAFTSTATE
 
@@ -365,7 +388,7 @@ def add_commands(commands) -> None:
     start.add_argument("--settle", type=float, default=1.5, help=argparse.SUPPRESS)
     start.set_defaults(func=_cmd_start)
 
-    status = sub.add_parser("status", help="role, term, applied index, state sizes per node")
+    status = sub.add_parser("status", help="role, term, log indexes, state sizes per node")
     _dir_option(status)
     status.add_argument("--cluster-file", metavar="FILE", help="ask these servers instead")
     status.add_argument("--deadline", type=_positive(float, "a number of seconds"), default=1.0,

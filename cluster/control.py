@@ -24,12 +24,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.clusterpb import AdminClient, StatusReply, StatusRequest
 from cluster.node import DEFAULT_MAXRAFTSTATE, read_cluster_file
-from cluster.transport import GrpcEnd, connect
+from cluster.transport import GrpcEnd, as_client_end, connect
 from labrpc import RemoteError
 
 __all__ = ["LocalCluster", "NodeStatus", "query_status", "free_ports", "process_alive",
@@ -106,7 +107,7 @@ def query_status(addresses: list[str], deadline: float = STATUS_DEADLINE) -> lis
     """Ask every node for its status at once (a paused node costs one deadline, not n)."""
     ends = [GrpcEnd(f"status-{i}", connect(a), deadline=deadline) for i, a in enumerate(addresses)]
     try:
-        futures = [AdminClient(end).status.future(StatusRequest()) for end in ends]
+        futures = [AdminClient(as_client_end(end)).status.future(StatusRequest()) for end in ends]
         statuses = []
         for i, (address, future) in enumerate(zip(addresses, futures, strict=True)):
             try:
@@ -140,9 +141,9 @@ class LocalCluster:
         self.n = len(addresses)
         self.lab = lab
         self.maxraftstate = maxraftstate
-        self.procs: list[subprocess.Popen | None] = [None] * self.n
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * self.n
         self.paused: set[int] = set()
-        self._rules: dict = {"groups": None, "unreliable": False}
+        self._rules: dict[str, object] = {"groups": None, "unreliable": False}
         (self.directory / CLUSTER_FILE).write_text("".join(f"{a}\n" for a in addresses))
         self._write_rules()
 
@@ -171,7 +172,7 @@ class LocalCluster:
         self.paused.discard(i)
         (self.directory / f"node-{i}.pid").write_text(f"{proc.pid}\n")
 
-    def wait_ready(self, ids, timeout: float) -> None:
+    def wait_ready(self, ids: Iterable[int], timeout: float) -> None:
         """Wait until nodes `ids` answer the admin RPC; raise ClusterError naming any that died."""
         deadline = time.monotonic() + timeout
         waiting = set(ids)
@@ -197,12 +198,17 @@ class LocalCluster:
         proc = self.procs[i]
         return proc is not None and proc.poll() is None
 
-    def kill(self, i: int) -> None:
-        """kill -9 node i (a crash: what it persisted stays)."""
+    def process(self, i: int) -> subprocess.Popen[bytes]:
+        """Node i's process; ClusterError if it is not running."""
         self._check_id(i)
         proc = self.procs[i]
         if proc is None or proc.poll() is not None:
             raise ClusterError(f"node {i} is not running")
+        return proc
+
+    def kill(self, i: int) -> None:
+        """kill -9 node i (a crash: what it persisted stays)."""
+        proc = self.process(i)
         proc.kill()
         proc.wait()
         if proc.stdin:
@@ -219,17 +225,11 @@ class LocalCluster:
         self.wait_ready([i], ready_timeout)
 
     def pause(self, i: int) -> None:
-        self._check_id(i)
-        if not self.is_running(i):
-            raise ClusterError(f"node {i} is not running")
-        os.kill(self.procs[i].pid, signal.SIGSTOP)
+        os.kill(self.process(i).pid, signal.SIGSTOP)
         self.paused.add(i)
 
     def resume(self, i: int) -> None:
-        self._check_id(i)
-        if not self.is_running(i):
-            raise ClusterError(f"node {i} is not running")
-        os.kill(self.procs[i].pid, signal.SIGCONT)
+        os.kill(self.process(i).pid, signal.SIGCONT)
         self.paused.discard(i)
 
     def stop(self) -> list[int]:
@@ -289,7 +289,7 @@ class LocalCluster:
         self._write_rules()
 
     @property
-    def rules(self) -> dict:
+    def rules(self) -> dict[str, object]:
         return dict(self._rules)
 
     # --- queries ---------------------------------------------------------------------------------
@@ -299,13 +299,14 @@ class LocalCluster:
 
     def leader(self, deadline: float = STATUS_DEADLINE) -> int | None:
         """The node that says it leads in the highest term, if any answers so."""
-        leaders = [s for s in self.status(deadline) if s.reply is not None and s.reply.is_leader]
-        return max(leaders, key=lambda s: s.reply.term).id if leaders else None
+        leaders = [(s.reply.term, s.id) for s in self.status(deadline)
+                   if s.reply is not None and s.reply.is_leader]
+        return max(leaders)[1] if leaders else None
 
     def __enter__(self) -> LocalCluster:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

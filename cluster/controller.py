@@ -99,7 +99,7 @@ class _Control:
             return f"node {i} killed (SIGKILL)"
         if command == "restart":
             cluster.restart(i)
-            return f"node {i} restarted, pid {cluster.procs[i].pid}"
+            return f"node {i} restarted, pid {cluster.process(i).pid}"
         if command == "pause":
             cluster.pause(i)
             return f"node {i} paused (SIGSTOP)"

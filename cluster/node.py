@@ -26,20 +26,32 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cluster.clusterpb import AdminService, StatusReply, StatusRequest
 from cluster.persister import FilePersister
+from cluster.progress import Progress
 from cluster.transport import (
     DEFAULT_DEADLINE,
     FaultInterceptor,
     FaultRules,
     GrpcEnd,
     GrpcServer,
+    as_client_end,
     connect,
 )
 from labdebug.logsetup import configure_logging
+
+if TYPE_CHECKING:
+    from kvraft.server import KvServer
+    from kvraft.server import Node as KvNode
+    from labrpc.service import Service
+    from proto.raftpb import RaftClient
+    from raft.persister import Persister
+    from raft.raft import State
 
 __all__ = ["main", "read_cluster_file", "RAFT_DEADLINE", "DEFAULT_MAXRAFTSTATE"]
 
@@ -70,19 +82,21 @@ def read_cluster_file(path: str | os.PathLike[str]) -> list[str]:
 
 
 class _Admin:
-    """The admin service: what `labs cluster status` shows, through the lab API only."""
+    """The admin service: what `labs cluster status` shows (see cluster/progress.py)."""
 
-    def __init__(self, me: int, lab: int, persister: FilePersister, get_state, applied) -> None:
+    def __init__(self, me: int, lab: int, persister: FilePersister,
+                 get_state: Callable[[], State], progress: Progress) -> None:
         self._me, self._lab, self._persister = me, lab, persister
-        self._get_state, self._applied = get_state, applied
+        self._get_state, self._progress = get_state, progress
         self._started = time.monotonic()
 
     def status(self, _: StatusRequest) -> StatusReply:
-        state = self._get_state()
+        indexes = self._progress.indexes(self._get_state)
         return StatusReply(
-            id=self._me, pid=os.getpid(), lab=self._lab, term=state.term, is_leader=state.is_leader,
-            raft_state_size=self._persister.raft_state_size(),
-            snapshot_size=self._persister.snapshot_size(), last_applied=self._applied(),
+            id=self._me, pid=os.getpid(), lab=self._lab, term=indexes.term,
+            is_leader=indexes.is_leader, raft_state_size=self._persister.raft_state_size(),
+            snapshot_size=self._persister.snapshot_size(), last_applied=indexes.applied,
+            last_log_index=indexes.last_log, commit_index=indexes.commit,
             uptime=time.monotonic() - self._started)
 
 
@@ -104,6 +118,28 @@ def _watch_faults(path: Path, rules: FaultRules) -> None:
         time.sleep(FAULT_POLL_INTERVAL)
 
 
+class ServiceHost(Protocol):
+    """A server that routes a service's rpcs to an object: `GrpcServer`, or labrpc's `Server`."""
+
+    def add_service(self, service: Service, implementation: Any) -> None: ...
+
+
+def add_kv_server(server: ServiceHost, peers: list[RaftClient], me: int, persister: Persister,
+                  maxraftstate: int | None) -> tuple[KvServer, KvNode]:
+    """One lab 3 server as the lab 3 tests build it — `KvServer(peers, me, persister,
+    maxraftstate)`, the clerks' rpcs to its `Node`, the Raft rpcs to `kv.rf` — on `server`."""
+    from kvraft.server import KvServer
+    from kvraft.server import Node as KvNode
+    from proto.kvraftpb import KvService
+    from proto.raftpb import RaftService
+
+    kv = KvServer(peers, me, persister, maxraftstate)
+    kv_node = KvNode(kv)
+    server.add_service(KvService, kv_node)
+    server.add_service(RaftService, kv.rf)
+    return kv, kv_node
+
+
 def serve(me: int, addresses: list[str], data_dir: Path, lab: int, maxraftstate: int | None,
           faults: Path | None, kv_deadline: float = DEFAULT_DEADLINE) -> GrpcServer:
     """Build the node and start serving; returns the running server."""
@@ -118,38 +154,33 @@ def serve(me: int, addresses: list[str], data_dir: Path, lab: int, maxraftstate:
     ends = [GrpcEnd(f"node-{me}-to-{j}", connect(address, FaultInterceptor(rules, me, j, executor)),
                     deadline=RAFT_DEADLINE)
             for j, address in enumerate(addresses)]
-    peers = [RaftClient(end) for end in ends]
+    peers = [RaftClient(as_client_end(end)) for end in ends]
     server = GrpcServer(addresses[me].replace("localhost", "127.0.0.1"), name=f"node-{me}")
+    progress = Progress()
     if lab == 2:
-        from raft.raft import ApplyCommand, ApplySnapshot, Node, Raft
+        from raft.raft import ApplyMsg, ApplySnapshot, Node, Raft
 
-        apply_ch: queue.Queue = queue.Queue()
+        apply_ch: queue.Queue[ApplyMsg] = queue.Queue()
         node = Node(Raft(peers, me, persister, apply_ch))
-        applied = [0]
+        progress.watch_start(node)
 
         def apply_loop() -> None:
             # Lab 2 has no service: the runtime plays it, taking what Raft applies.
             while True:
                 msg = apply_ch.get()
-                if isinstance(msg, ApplyCommand):
-                    applied[0] = msg.index
-                elif isinstance(msg, ApplySnapshot) and node.cond_install_snapshot(
+                if not isinstance(msg, ApplySnapshot) or node.cond_install_snapshot(
                         msg.term, msg.index, msg.data):
-                    applied[0] = msg.index
+                    progress.saw_applied(msg)
 
         threading.Thread(target=apply_loop, name="apply", daemon=True).start()
         server.add_service(RaftService, node)
-        admin = _Admin(me, lab, persister, node.get_state, lambda: applied[0])
+        admin = _Admin(me, lab, persister, node.get_state, progress)
     else:
-        from kvraft.server import KvServer
-        from kvraft.server import Node as KvNode
-        from proto.kvraftpb import KvService
-
-        kv = KvServer(peers, me, persister, maxraftstate)
-        kv_node = KvNode(kv)
-        server.add_service(KvService, kv_node)
-        server.add_service(RaftService, kv.rf)
-        admin = _Admin(me, lab, persister, kv_node.get_state, lambda: 0)
+        kv, kv_node = add_kv_server(server, peers, me, persister, maxraftstate)
+        # The handout's KvServer hands Raft `self.apply_ch` and keeps the peer in `self.rf`.
+        progress.watch_apply_channel(getattr(kv, "apply_ch", None))
+        progress.watch_start(kv.rf)
+        admin = _Admin(me, lab, persister, kv_node.get_state, progress)
     server.add_service(AdminService, admin)
     server.start()
     log.info("node %d (lab %d) serving on %s, pid %d", me, lab, addresses[me], os.getpid())

@@ -30,7 +30,7 @@ import random
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import grpc
 from google.protobuf.message import Message
@@ -44,10 +44,23 @@ from labrpc.network import (
 )
 from labrpc.service import Method, Service
 
-__all__ = ["GrpcServer", "GrpcEnd", "FaultRules", "FaultInterceptor", "connect",
+__all__ = ["GrpcServer", "GrpcEnd", "as_client_end", "FaultRules", "FaultInterceptor", "connect",
            "grpc_service_name", "DEFAULT_DEADLINE"]
 
 log = logging.getLogger("cluster.transport")
+
+_Request = TypeVar("_Request")
+_Reply = TypeVar("_Reply")
+
+if TYPE_CHECKING:
+    from labrpc.network import ClientEnd
+
+if TYPE_CHECKING:
+    # grpcio's stubs name what an interceptor returns: a grpc.Call that is also a grpc.Future.
+    from grpc import _CallFuture
+else:
+    class _CallFuture(grpc.Call, grpc.Future, Generic[_Reply]):
+        """At run time grpc has no such class; the stubs' name for a Call that is a Future."""
 
 # A call with no reply after this long fails with Timeout. Long enough for a KV handler that
 # waits for its entry to commit on a loaded machine; short enough that a paused peer (SIGSTOP)
@@ -192,9 +205,9 @@ class GrpcEnd:
         self._channel = channel
         self._lock = threading.Lock()
         self._closed = False
-        self._stubs: dict[str, grpc.UnaryUnaryMultiCallable] = {}
+        self._stubs: dict[str, grpc.UnaryUnaryMultiCallable[Message, Message]] = {}
 
-    def _stub(self, method: Method) -> grpc.UnaryUnaryMultiCallable:
+    def _stub(self, method: Method) -> grpc.UnaryUnaryMultiCallable[Message, Message]:
         with self._lock:
             if self._closed:
                 raise Stopped(f"{method.full_name} via {self.name}: the end is closed")
@@ -216,9 +229,9 @@ class GrpcEnd:
         except ValueError as exc:  # the channel was closed meanwhile
             raise Stopped(f"{method.full_name} via {self.name}: {exc}") from None
 
-    def call_future(self, method: Method, args: Message) -> Future:
+    def call_future(self, method: Method, args: Message) -> Future[Message]:
         """Send `args` now; the Future resolves to the reply or to a `labrpc.RpcError`."""
-        result: Future = Future()
+        result: Future[Message] = Future()
         result.set_running_or_notify_cancel()
         try:
             call = self._stub(method).future(args, timeout=self.deadline)
@@ -229,7 +242,7 @@ class GrpcEnd:
             result.set_exception(Stopped(f"{method.full_name} via {self.name}: {exc}"))
             return result
 
-        def done(call: grpc.Future) -> None:
+        def done(call: grpc.Future[Message]) -> None:
             try:
                 reply = call.result()
             except grpc.RpcError as exc:
@@ -252,6 +265,15 @@ class GrpcEnd:
 
     def __repr__(self) -> str:
         return f"GrpcEnd({self.name!r})"
+
+
+def as_client_end(end: GrpcEnd) -> ClientEnd:
+    """`end`, for the client classes of labrpc (`RaftClient(as_client_end(end))`).
+
+    They are typed to take labrpc's emulated `ClientEnd`, but use only what `GrpcEnd` has too
+    (`name`, `call`, `call_future`); a Protocol of those in labrpc.service would make this cast
+    unnecessary. The cast changes nothing at run time."""
+    return cast("ClientEnd", end)
 
 
 # --- fault injection ------------------------------------------------------------------------------
@@ -296,11 +318,11 @@ class _InjectedError(grpc.RpcError):
         return self._details
 
 
-class _DeferredCall(grpc.Call, grpc.Future):
+class _DeferredCall(_CallFuture[_Reply]):
     """A call the interceptor runs later on its own thread (after a delay, or to fail it):
     what `intercept_unary_unary` must return, a `grpc.Call` that is also a `grpc.Future`."""
 
-    def __init__(self, future: Future) -> None:
+    def __init__(self, future: Future[_Reply]) -> None:
         self._future = future
 
     # grpc.Future
@@ -316,25 +338,29 @@ class _DeferredCall(grpc.Call, grpc.Future):
     def done(self) -> bool:
         return self._future.done()
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> _Reply:
         return self._future.result(timeout)
 
     def exception(self, timeout: float | None = None) -> Exception | None:
-        return self._future.exception(timeout)
+        error = self._future.exception(timeout)
+        # The faulty call raises only Exceptions; a BaseException (KeyboardInterrupt) would
+        # have ended the executor's thread instead of reaching the future.
+        return error if error is None or isinstance(error, Exception) else Exception(error)
 
     def traceback(self, timeout: float | None = None) -> Any:
         error = self._future.exception(timeout)
         return None if error is None else error.__traceback__
 
-    def add_done_callback(self, fn: Callable[[Any], None]) -> None:
+    def add_done_callback(self, fn: Callable[[grpc.Future[_Reply]], None]) -> None:
         self._future.add_done_callback(lambda _: fn(self))
 
     # grpc.Call
     def is_active(self) -> bool:
         return not self._future.done()
 
-    def time_remaining(self) -> float | None:
-        return None
+    def time_remaining(self) -> float:
+        # The deadline is the real call's, which has not started or has ended: none left here.
+        return 0.0
 
     def add_callback(self, callback: Callable[[], None]) -> bool:
         self._future.add_done_callback(lambda _: callback())
@@ -355,7 +381,7 @@ class _DeferredCall(grpc.Call, grpc.Future):
     def details(self) -> str:
         error = self._future.exception()
         if isinstance(error, grpc.RpcError) and hasattr(error, "details"):
-            return error.details()
+            return error.details() or ""
         return ""
 
 
@@ -377,7 +403,9 @@ class FaultInterceptor(grpc.UnaryUnaryClientInterceptor):
         self._executor = executor
         self._random = rng or random.Random()
 
-    def intercept_unary_unary(self, continuation, client_call_details, request):
+    def intercept_unary_unary(
+            self, continuation: Callable[[grpc.ClientCallDetails, _Request], _CallFuture[_Reply]],
+            client_call_details: grpc.ClientCallDetails, request: _Request) -> _CallFuture[_Reply]:
         cut_off = not self._rules.reachable(self._source, self._target)
         unreliable = self._rules.unreliable
         if not cut_off and not unreliable:
@@ -388,7 +416,10 @@ class FaultInterceptor(grpc.UnaryUnaryClientInterceptor):
         return _DeferredCall(self._executor.submit(
             self._faulty_call, continuation, client_call_details, request, cut_off, what))
 
-    def _faulty_call(self, continuation, details, request, cut_off: bool, what: str) -> Any:
+    def _faulty_call(
+            self, continuation: Callable[[grpc.ClientCallDetails, _Request], _CallFuture[_Reply]],
+            details: grpc.ClientCallDetails, request: _Request, cut_off: bool,
+            what: str) -> _Reply:
         if cut_off:
             threading.Event().wait(self._random.randrange(DEAD_END_DELAY_MS) / 1000)
             raise _InjectedError(Disconnected, f"{what}: cut off by a partition")
