@@ -640,31 +640,6 @@ def test_a_call_refused_as_unimplemented_works_once_its_service_is_added() -> No
         net.shutdown()
 
 
-def test_create_client_builds_the_end_a_tester_asks_for() -> None:
-    class CountingEnd(labrpc.ClientEnd):
-        calls = 0
-
-        def call(self, method: Any, args: Any) -> Any:
-            CountingEnd.calls += 1
-            return super().call(method, args)
-
-    net = labrpc.Network()
-    try:
-        server = labrpc.Server(SERVER)
-        server.add_service(JunkService, Junk())
-        net.add_server(server)
-        end = net.create_client("counted", CountingEnd)
-        assert type(end) is CountingEnd and end.name == "counted" and end.network is net
-        net.connect(end, SERVER)
-        net.enable(end, True)
-        assert JunkClient(end).handler2(Handler2Args(x=7)).x == "handler2-7"
-        assert CountingEnd.calls == 1
-        with pytest.raises(ValueError, match="already exists"):
-            net.create_client("counted", CountingEnd)
-    finally:
-        net.shutdown()
-
-
 def test_dispatch_of_malformed_body_raises_decode_error() -> None:
     server = labrpc.Server("direct")
     server.add_service(JunkService, Junk())
