@@ -271,7 +271,28 @@ def unique_split(output: str, puts: dict[str, int], appends: dict[str, int],
 def _trie_hints(operations: Sequence[Operation]) -> ReadHints | None:
     """The hints with trie nodes for states; None if some output has several
     decompositions."""
-    n = len(operations)
+    puts, appends, writers = _written_values(operations)
+    trie = _Trie()
+    target = _decode_outputs(operations, _Decoder(puts, appends, trie))
+    if target is None:
+        return None
+    # Preorder numbers: a node is on the path to another iff the other's number falls in
+    # the node's subtree's range [first[node], last[node]].
+    first, last = _preorder(trie.parent)
+    # When values name operations: the operations on the path to each node.
+    one_writer = all(len(w) == 1 for w in writers.values())
+    built = _rule_out_impossible(operations, trie, writers, target) if one_writer else None
+    tests = _viability_tests(operations, trie, target, first, last, built)
+    watchers: list[tuple[int, ...]] = [()] * len(operations)
+    if one_writer:
+        watchers = _first_readers(operations, trie, writers, target)
+    inputs, neutral = _trie_inputs(operations, trie, target)
+    return ReadHints(neutral, tests, watchers, inputs, _trie_step, _EMPTY)
+
+
+def _written_values(operations: Sequence[Operation]
+                    ) -> tuple[set[str], set[str], dict[str, list[int]]]:
+    """The non-empty values put, those appended, and the operations writing each."""
     puts: set[str] = set()
     appends: set[str] = set()
     writers: dict[str, list[int]] = {}
@@ -280,49 +301,53 @@ def _trie_hints(operations: Sequence[Operation]) -> ReadHints | None:
         if inp.op != GET and inp.value:
             (puts if inp.op == PUT else appends).add(inp.value)
             writers.setdefault(inp.value, []).append(i)
-    trie = _Trie()
-    decoder = _Decoder(puts, appends, trie)
-    target: dict[int, int] = {}  # get -> the node of its output
+    return puts, appends, writers
+
+
+def _decode_outputs(operations: Sequence[Operation], decoder: _Decoder) -> dict[int, int] | None:
+    """Each get with an output -> the trie node of its decomposition (`_NEVER` if it has
+    none); None if some output has several."""
+    target: dict[int, int] = {}
     for r, op in enumerate(operations):
         if op.input.op == GET and op.output is not None:
             node = decoder.decode(op.output)
             if node == _AMBIGUOUS:
                 return None
             target[r] = _NEVER if node is None else node
+    return target
 
+
+def _rule_out_impossible(operations: Sequence[Operation], trie: _Trie,
+                         writers: dict[str, list[int]], target: dict[int, int]) -> list[int]:
+    """Values name operations: mark `_NEVER` each get whose decomposition needs an operation
+    twice or one called after the get returned. Returns, per node, the operations on the
+    path to it (a bit mask)."""
     parent, label = trie.parent, trie.label
     size = len(parent)
-    root = list(range(size))
+    built = [0] * size
+    impossible = [False] * size
+    latest = [-float("inf")] * size  # the latest call among the operations on the path
     for node in range(1, size):
-        if parent[node] >= 0:
-            root[node] = root[parent[node]]
-    # Preorder numbers: a node is on the path to another iff the other's number falls in
-    # the node's subtree's range [first[node], last[node]].
-    first, last = _preorder(parent)
+        w = writers[label[node]][0]
+        bit = 1 << w
+        p = parent[node]
+        if p >= 0:
+            impossible[node] = impossible[p] or bool(built[p] & bit)
+            built[node] = built[p] | bit
+            latest[node] = max(latest[p], operations[w].call_time)
+        else:
+            built[node] = bit
+            latest[node] = operations[w].call_time
+    for r, t in target.items():
+        if t >= 0 and (impossible[t] or latest[t] > operations[r].return_time):
+            target[r] = _NEVER
+    return built
 
-    # When values name operations: the operations on the path to each node, and whether any
-    # of them is needed twice; and the latest call among them.
-    one_writer = all(len(w) == 1 for w in writers.values())
-    built: list[int] = [0] * size
-    if one_writer:
-        impossible = [False] * size
-        latest = [-float("inf")] * size
-        for node in range(1, size):
-            w = writers[label[node]][0]
-            bit = 1 << w
-            p = parent[node]
-            if p >= 0:
-                impossible[node] = impossible[p] or bool(built[p] & bit)
-                built[node] = built[p] | bit
-                latest[node] = max(latest[p], operations[w].call_time)
-            else:
-                built[node] = bit
-                latest[node] = operations[w].call_time
-        for r, t in target.items():
-            if t >= 0 and (impossible[t] or latest[t] > operations[r].return_time):
-                target[r] = _NEVER
 
-    # The puts that reset each base value, by call time, and the union of the first k.
+def _resets_by_value(operations: Sequence[Operation]
+                     ) -> dict[str, tuple[list[float], list[int]]]:
+    """Per put value: the calls of the puts that reset to it, in time order, and the union of
+    the first k of those operations (a bit mask) for each k."""
     put_calls: dict[str, list[tuple[float, int]]] = {}
     for i, op in enumerate(operations):
         if op.input.op == PUT:
@@ -334,42 +359,64 @@ def _trie_hints(operations: Sequence[Operation]) -> ReadHints | None:
         for _, i in calls:
             masks.append(masks[-1] | 1 << i)
         resets_by_value[value] = ([c for c, _ in calls], masks)
+    return resets_by_value
 
-    tests: list[Viability | None] = [None] * n
+
+def _viability_tests(operations: Sequence[Operation], trie: _Trie, target: dict[int, int],
+                     first: list[int], last: list[int],
+                     built: list[int] | None) -> list[Viability | None]:
+    """Each get's viability test (None for the operations that are not gets with an
+    output)."""
+    parent, label = trie.parent, trie.label
+    root = list(range(len(parent)))
+    for node in range(1, len(parent)):
+        if parent[node] >= 0:
+            root[node] = root[parent[node]]
+    resets_by_value = _resets_by_value(operations)
+    tests: list[Viability | None] = [None] * len(operations)
     made: dict[tuple[int, int], Viability] = {}  # gets that read the same often share a test
     for r, t in target.items():
         if t < 0:
             tests[r] = _never
             continue
+        # The puts of the get's base value that may come before it.
         reset_calls, masks = resets_by_value.get(label[root[t]], ([], [0]))
         resets = masks[bisect_right(reset_calls, operations[r].return_time)]
         test = made.get((t, resets))
         if test is None:
-            test = made[t, resets] = _node_test(t, first, last, built if one_writer else None,
-                                                resets)
+            test = made[t, resets] = _node_test(t, first, last, built, resets)
         tests[r] = test
+    return tests
 
-    # Each write of a decomposition is watched by the first get (by call time) that reads it.
-    # (A write may label several nodes, one per order of the writes before it that gets
-    # read; a node's ancestors are claimed with it.)
-    watchers: list[tuple[int, ...]] = [()] * n
-    if one_writer:
-        claimed = [False] * size
-        for r in sorted(target, key=lambda r: operations[r].call_time):
-            node = target[r]
-            while node > 0 and not claimed[node]:
-                claimed[node] = True
-                w = writers[label[node]][0]
-                if not watchers[w]:
-                    watchers[w] = (r,)
-                node = parent[node]
 
-    # The search's stand-ins: the node a get needs, a put's root, an append's edges.
+def _first_readers(operations: Sequence[Operation], trie: _Trie, writers: dict[str, list[int]],
+                   target: dict[int, int]) -> list[tuple[int, ...]]:
+    """Values name operations: each write of a decomposition is watched by the first get (by
+    call time) that reads it. (A write may label several nodes, one per order of the writes
+    before it that gets read; a node's ancestors are claimed with it.)"""
+    parent, label = trie.parent, trie.label
+    watchers: list[tuple[int, ...]] = [()] * len(operations)
+    claimed = [False] * len(parent)
+    for r in sorted(target, key=lambda r: operations[r].call_time):
+        node = target[r]
+        while node > 0 and not claimed[node]:
+            claimed[node] = True
+            w = writers[label[node]][0]
+            if not watchers[w]:
+                watchers[w] = (r,)
+            node = parent[node]
+    return watchers
+
+
+def _trie_inputs(operations: Sequence[Operation], trie: _Trie, target: dict[int, int]
+                 ) -> tuple[list[Any], list[bool]]:
+    """The search's stand-in inputs (the node a get needs, a put's root, an append's edges),
+    and which operations are neutral."""
     by_value: dict[str, dict[int, int]] = {}
     for (node, value), child in trie.edges.items():
         by_value.setdefault(value, {})[node] = child
     inputs: list[Any] = []
-    neutral = [False] * n
+    neutral = [False] * len(operations)
     for i, op in enumerate(operations):
         inp = op.input
         if inp.op == GET:
@@ -391,7 +438,7 @@ def _trie_hints(operations: Sequence[Operation]) -> ReadHints | None:
     # that place as they were (OFF stays OFF), and changes only those from that place to the
     # next put, which were OFF: no get with an output was legal in them, and every other
     # operation is legal anywhere.
-    return ReadHints(neutral, tests, watchers, inputs, _trie_step, _EMPTY)
+    return inputs, neutral
 
 
 def _preorder(parent: list[int]) -> tuple[list[int], list[int]]:
