@@ -145,9 +145,15 @@ def debug(topic: Topic, fmt: str, *args: Any) -> None:
         # and stderr, as for the tests.
         configure(config.spec)
     # The caller's module names its logger; Python tells a function its caller only by frame.
-    logger = logging.getLogger(sys._getframe(1).f_globals.get("__name__", ""))
+    frame = sys._getframe(1)
+    logger = logging.getLogger(frame.f_globals.get("__name__", ""))
     if logger.isEnabledFor(logging.DEBUG):
-        logger.debug(fmt, *args, extra={"topic": topic}, stacklevel=2)
+        # The record logger.debug(fmt, *args, stacklevel=2) makes, built from the frame at
+        # hand: logging's findCaller would look the caller up again, walking the stack.
+        code = frame.f_code
+        logger.handle(logger.makeRecord(logger.name, logging.DEBUG, code.co_filename,
+                                        frame.f_lineno, fmt, args, None, code.co_name,
+                                        {"topic": topic}))
 
 
 def parse_topics(text: str) -> set[Topic]:

@@ -12,6 +12,11 @@ pytest_plugins = ("lab_harness",)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    # Not pytest's -k: -k also matches the names of a test's folder, file and class and of its
+    # markers, so `-k raft` would run every test under tests/raft/ and `-k timeout` every lab
+    # test (each carries its watchdog's `timeout` marker), where `make test_<name>` promises
+    # the tests whose own name contains <name>. The selection itself is pytest's: the tests
+    # left out are reported through pytest_deselected, as -k's are.
     parser.addoption(
         "--name", action="append", default=[], metavar="SUBSTRING",
         help="run only the tests whose name contains SUBSTRING (case-insensitive; repeatable)",

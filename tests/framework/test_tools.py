@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -26,6 +27,8 @@ from labs.cli import main
 from labs.console import PIPE_WIDTH, make_console
 from labs.logview import parse_line, view_log
 from labs.repeat import SelectionError, TestId, select_tests
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # --- labs test ----------------------------------------------------------------------------------
 
@@ -179,6 +182,26 @@ def test_selection_expands_parts_and_labs_and_keeps_collection_order() -> None:
         select_tests(tests, ["4"])
 
 
+def _collected(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                           "-p", "no:cacheprovider", *args],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+
+
+def test_make_test_name_selects_by_the_tests_own_name_not_its_file() -> None:
+    # `make test_<name>` runs pytest with `--name <name>`: unlike -k, a test whose file (here
+    # test_raft_2a.py) or folder names <name> but whose own name does not is left out.
+    files = ["tests/framework/test_proto.py", "tests/raft/test_raft_2a.py"]
+    result = _collected(*files, "--name", "RAFT")
+    assert result.returncode == 0, result.stdout + result.stderr
+    ids = [line for line in result.stdout.splitlines() if "::" in line]
+    assert ids and all("raft" in test_id.split("::")[-1] for test_id in ids), ids
+    assert not any("test_raft_2a.py" in test_id for test_id in ids), ids
+    missing = _collected(*files, "--name", "no_such_test_name")
+    assert missing.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "no test name contains 'no_such_test_name'" in missing.stdout + missing.stderr
+
+
 def test_a_part_that_does_not_exist_exits_2_naming_the_parts(
         scratch_tree: Path, capsys: pytest.CaptureFixture) -> None:
     status = main(["test", "9D", "--tests-dir", str(scratch_tree / "tests")])
@@ -298,6 +321,36 @@ def test_debug_lines_are_debug_records_of_the_callers_logger(debug_output: io.St
     assert (record.name, record.levelno, record.topic) == ("raft.raft", logging.DEBUG,
                                                            Topic.COMMIT)
     assert record.getMessage() == "S1 commit index 7"
+
+
+def test_debug_looks_up_its_caller_once(debug_output: io.StringIO,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A frame look-up per debug() call, not a second walk of the stack by logging's
+    # findCaller; the record still names the line that called debug().
+    debug_module.configure("debug", stream=debug_output)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    real_getframe = sys._getframe
+    looked_up: list[int] = []
+
+    def counting_getframe(depth: int = 0) -> Any:
+        looked_up.append(depth)
+        return real_getframe(depth + 1)
+
+    logging.getLogger().addHandler(handler)
+    monkeypatch.setattr(sys, "_getframe", counting_getframe)
+    try:
+        line = real_getframe(0).f_lineno + 1
+        debug(Topic.VOTE, "S%d once", 3)
+    finally:
+        monkeypatch.undo()
+        logging.getLogger().removeHandler(handler)
+    assert looked_up == [1]
+    (record,) = records
+    assert (record.pathname, record.lineno, record.funcName) == (
+        __file__, line, "test_debug_looks_up_its_caller_once")
+    assert record.getMessage() == "S3 once" and record.name == __name__
 
 
 def test_a_debug_line_written_through_logging_is_read_by_labs_logs(
