@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from labs.timeline.recorder import EVENTS_LINE, PAGE_SUFFIX, EventsError, read_events
 from labs.timeline.render import parse_debug_lines, write_page
@@ -43,8 +44,8 @@ def render_log(log: Path, out: Path | None = None,
     text = log.read_text(encoding="utf-8", errors="replace")
     lines = text.splitlines()
     events_files = events_named_in(log, text)
-    meta: dict = {}
-    events: list = []
+    meta: dict[str, Any] = {}
+    events: list[list[Any]] = []
     if events_files:
         meta, events = read_events(events_files[-1])  # the last: a retried cluster's, if more
     header = next((m for m in map(_HEADER.match, lines[:5]) if m), None)
@@ -68,7 +69,7 @@ def render_log(log: Path, out: Path | None = None,
         note = f"{len(events)} events from {events_files[-1].name}, {lines_note}"
     else:
         note = (f"no timeline events named in the log (recording off, or the test failed before "
-                f"its cluster was built): {len(debug)} debug lines only")
+                f"its cluster was built): {len(debug or [])} debug lines only")
     return out, note
 
 

@@ -74,13 +74,13 @@ class Timeline:
     def __init__(self, title: str = "", clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.t0 = clock()
-        self.events: list[tuple] = []
+        self.events: list[tuple[Any, ...]] = []
         self.meta: dict[str, Any] = {"title": title}
         # Where a hung run's events go (set by the tester): directory and file name stem.
         self.dump_dir: Path | None = None
         self.dump_stem = "test"
         self._roles: dict[int, tuple[int, bool]] = {}
-        self.extra_events: Callable[[], Iterable[tuple]] | None = None
+        self.extra_events: Callable[[], Iterable[tuple[Any, ...]]] | None = None
         with _active_lock:
             _active.add(self)
         import labdebug as debug
@@ -142,7 +142,7 @@ class Timeline:
 
     # --- writing --------------------------------------------------------------------------------
 
-    def all_events(self) -> list[tuple]:
+    def all_events(self) -> list[tuple[Any, ...]]:
         events = list(self.events)  # a copy: other threads may still append
         if self.extra_events is not None:
             events += list(self.extra_events())
@@ -200,7 +200,7 @@ def safe_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "test"
 
 
-def read_events(path: Path) -> tuple[dict[str, Any], list[list]]:
+def read_events(path: Path) -> tuple[dict[str, Any], list[list[Any]]]:
     """The facts and events of an events file; EventsError names what is wrong and where."""
     try:
         text = Path(path).read_text(encoding="utf-8")

@@ -27,6 +27,9 @@ __all__ = ["build_model", "render_html", "write_page", "parse_debug_lines", "MAX
 MAX_PAGE_BYTES = 4_500_000     # the data's share of a page; the target for a whole page is 5 MB
 TEMPLATE = Path(__file__).with_name("page.html")
 
+Row = list[Any]  # an event read back from JSON, or an item the page draws
+Ends = dict[str, tuple[Any, ...]]  # client end name -> (whose end it is, the server it reaches)
+
 # Starting budgets, halved together until the page fits.
 RPC_CAP = 40_000               # RPC arrows drawn one by one; past it, counted per time bin
 DEBUG_CAP = 20_000             # debug lines (the first tenth and the rest from the end)
@@ -41,7 +44,7 @@ OK, REQUEST_LOST, REPLY_LOST, FAILED, TESTER_LOST, UNFINISHED = range(6)
 _PEER = re.compile(r"^S(\d+)\b")
 
 
-def parse_debug_lines(lines: Iterable[str], debug_start: float) -> list[list]:
+def parse_debug_lines(lines: Iterable[str], debug_start: float) -> list[Row]:
     """The debug() lines of a log as [seconds since the timeline began, peer or -1, code, text];
     `debug_start` is where debug()'s clock starts, on the timeline's."""
     out = []
@@ -62,10 +65,10 @@ def _short(value: Any, limit: int) -> Any:
     return value
 
 
-def _rpcs(events: list[list], ends: dict[str, tuple]) -> tuple[list[list], list[str]]:
+def _rpcs(events: list[Row], ends: Ends) -> tuple[list[Row], list[str]]:
     """Every call as [start, end time, from, to, rpc number, outcome, handler start or null]."""
     methods: dict[str, int] = {}
-    open_calls: dict[int, list] = {}
+    open_calls: dict[int, list[Any]] = {}
     out = []
     for event in events:
         kind = event[0]
@@ -104,12 +107,12 @@ def _rpcs(events: list[list], ends: dict[str, tuple]) -> tuple[list[list], list[
     return out, list(methods)
 
 
-def _aggregate(rpcs: list[list], cap: int) -> tuple[list[list], float]:
+def _aggregate(rpcs: list[Row], cap: int) -> tuple[list[Row], float]:
     """Count calls per (time bin, from, to, rpc, outcome): [bin start, from, to, rpc, outcome,
     count]; the bin widens until the counts fit in `cap` rows."""
     width = 0.05
     while True:
-        bins: dict[tuple, int] = defaultdict(int)
+        bins: dict[tuple[Any, ...], int] = defaultdict(int)
         for call in rpcs:
             bins[(int(call[0] / width), call[2], call[3], call[4], call[5])] += 1
         if len(bins) <= cap or width > 1e4:
@@ -117,14 +120,14 @@ def _aggregate(rpcs: list[list], cap: int) -> tuple[list[list], float]:
         width *= 2
 
 
-def _partitions(events: list[list], ends: dict[str, tuple], n: int) -> list[list]:
+def _partitions(events: list[Row], ends: Ends, n: int) -> list[Row]:
     """Who reaches whom, after each change: [time, groups, cut links, text]. A link between two
     peers works when the newest ends both ways are enabled; groups are the sets of peers that
     reach each other (cut links name pairs in one group that do not reach each other directly)."""
-    newest: dict[tuple, str] = {}
+    newest: dict[tuple[Any, ...], str] = {}
     enabled: dict[str, bool] = {}
     up: dict[int, bool] = {}
-    out: list[list] = []
+    out: list[Row] = []
     pending_t = None
 
     def state() -> tuple[list[list[int]], list[list[int]]]:
@@ -190,9 +193,9 @@ def _partitions(events: list[list], ends: dict[str, tuple], n: int) -> list[list
     return out
 
 
-def _thin_applies(events: list[list], width: float) -> list[list]:
+def _thin_applies(events: list[Row], width: float) -> list[Row]:
     """[time, peer, index]: per peer the last apply in each bin of `width` seconds."""
-    last: dict[tuple[int, int], list] = {}
+    last: dict[tuple[int, int], list[Any]] = {}
     for event in events:
         if event[0] == "apply":
             _, t, peer, index = event[:4]
@@ -200,12 +203,12 @@ def _thin_applies(events: list[list], width: float) -> list[list]:
     return sorted(last.values())
 
 
-def build_model(meta: dict[str, Any], events: list[list], debug_lines: list[list] | None = None,
+def build_model(meta: dict[str, Any], events: list[Row], debug_lines: list[Row] | None = None,
                 max_bytes: int = MAX_PAGE_BYTES) -> dict[str, Any]:
     """What the page draws, at most `max_bytes` of JSON (dense parts thinned to fit)."""
     events = sorted(events, key=lambda e: e[1])
     n = int(meta.get("peers") or 0)
-    ends: dict[str, tuple] = {}
+    ends: Ends = {}
     clerks: list[str] = []
     for event in events:
         if event[0] == "end":
@@ -291,8 +294,8 @@ def render_html(model: dict[str, Any]) -> str:
         .replace("__DATA__", data, 1)
 
 
-def write_page(path: Path, meta: dict[str, Any], events: list[list],
-               debug_lines: list[list] | None = None) -> Path:
+def write_page(path: Path, meta: dict[str, Any], events: list[Row],
+               debug_lines: list[Row] | None = None) -> Path:
     """Draw `events` (as read_events returns them) into the page at `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(build_model(meta, events, debug_lines)), encoding="utf-8")
