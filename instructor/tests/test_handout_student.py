@@ -51,10 +51,15 @@ def handout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _env(tree: Path) -> dict[str, str]:
-    """A student's shell: the handout's .venv/bin first, none of this session's test settings."""
+    """A student's shell: the handout's .venv/bin first, none of this session's test settings.
+
+    Nor the settings of a `make` that runs these tests: make hands its command-line variables to
+    every make below it (MAKEFLAGS, and the variables themselves), so CI's `make test_others
+    VENV=.venv-3.10 PYTEST_ARGS=instructor/tests` would otherwise reach the student's make."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTEST_ADDOPTS", "LOG_LEVEL", "LABRPC_SEED",
-                        "COLUMNS", "FORCE_COLOR")}
+                        "COLUMNS", "FORCE_COLOR", "MAKEFLAGS", "MFLAGS", "MAKELEVEL",
+                        "MAKEOVERRIDES", "PYTEST_ARGS", "VENV", "PYTHON")}
     env["PATH"] = f"{tree / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     return env
 
