@@ -84,10 +84,10 @@ SEED_ENV = "LABRPC_SEED"
 _now = time.monotonic  # the clock of trace events (labs/timeline)
 
 _server_ids = itertools.count(1)
+_network_ids = itertools.count(1)
 
 # A server's way to one rpc: the bound handler, the request decoder, the reply type, the rpc.
 _Route = tuple[Callable[[Message], Message], Callable[[bytes], Message], type[Message], Method]
-_network_ids = itertools.count(1)
 
 
 class Server:
@@ -115,15 +115,7 @@ class Server:
         `RemoteError`.
         """
         service_name, _, method_name = full_name.partition(".")
-        entry = self._services.get(service_name)
-        if entry is None:
-            raise Unimplemented(f"server {self.name!r} has no service {service_name!r} "
-                                f"(call {full_name})")
-        method = entry[0].methods.get(method_name)
-        if method is None:
-            raise Unimplemented(f"service {service_name} has no rpc {method_name!r} "
-                                f"(call {full_name})")
-        return self._invoke(method, request)
+        return self._invoke(self._method(service_name, method_name)[0], request)
 
     def _invoke(self, method: Method, request: bytes) -> bytes:
         """`dispatch` for a call whose `Method` the caller already holds (every labrpc call)."""
@@ -145,7 +137,7 @@ class Server:
                           self.name)
             raise RemoteError(f"{method.full_name} on server {self.name!r} raised "
                               f"{type(exc).__name__}: {exc}") from exc
-        if type(reply) is not reply_type and not isinstance(reply, reply_type):
+        if not isinstance(reply, reply_type):
             raise RemoteError(
                 f"{type(self._services[method.service][1]).__name__}.{method.attr}() returned "
                 f"{type(reply).__name__}, expected {reply_type.__name__}"
@@ -158,16 +150,8 @@ class Server:
     def _route(self, method: Method) -> _Route:
         """Find the handler of `method` on this server and remember it: every later call of the
         same rpc then costs one dictionary lookup (a call is made thousands of times a second)."""
-        entry = self._services.get(method.service)
-        if entry is None:
-            raise Unimplemented(f"server {self.name!r} has no service {method.service!r} "
-                                f"(call {method.full_name})")
-        service, implementation = entry
         # The server's own description of the rpc decides how its request is read.
-        own = service.methods.get(method.name)
-        if own is None:
-            raise Unimplemented(f"service {method.service} has no rpc {method.name!r} "
-                                f"(call {method.full_name})")
+        own, implementation = self._method(method.service, method.name)
         handler = getattr(implementation, own.attr, None)
         if handler is None:
             raise Unimplemented(
@@ -177,6 +161,19 @@ class Server:
         route = (handler, own.request_type.FromString, own.reply_type, own)
         self._routes[method] = route
         return route
+
+    def _method(self, service_name: str, method_name: str) -> tuple[Method, Any]:
+        """This server's `Method` for `service_name.method_name`, and the object serving it."""
+        entry = self._services.get(service_name)
+        if entry is None:
+            raise Unimplemented(f"server {self.name!r} has no service {service_name!r} "
+                                f"(call {service_name}.{method_name})")
+        service, implementation = entry
+        method = service.methods.get(method_name)
+        if method is None:
+            raise Unimplemented(f"service {service_name} has no rpc {method_name!r} "
+                                f"(call {service_name}.{method_name})")
+        return method, implementation
 
     def __repr__(self) -> str:
         return f"Server({self.name!r}, services={list(self._services)})"
