@@ -10,6 +10,12 @@ LOG_LEVEL ?=
 export LOG_LEVEL
 # Extra pytest arguments, e.g. `make test_2a PYTEST_ARGS=-x`
 PYTEST_ARGS ?=
+# A part's tests (test_2a ... test_3) run JOBS at a time, each in a pytest-xdist worker: a Raft
+# test spends its time in the tester's own sleeps, and two runs at a time is the load the suites
+# are proven under (`labs test -p 2`). JOBS=1 runs them one after the other, as pytest's -s and
+# --pdb need; so does LOG_LEVEL, so that the debug lines of two tests never interleave.
+JOBS ?= $(if $(LOG_LEVEL),1,2)
+PARALLEL := $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS))
 
 .PHONY: help venv test test_others test_2 test_2a test_2b test_2c test_2d test_3 test_3a test_3b \
 	proto bench clean lint
@@ -30,6 +36,7 @@ help:
 	@echo "  make lint            ruff and mypy, as CI runs them (settings in pyproject.toml)"
 	@echo "  make clean           remove .venv and generated files"
 	@echo "Variables: LOG_LEVEL=raft=debug,labrpc=info  PYTEST_ARGS='-x'  PYTHON=python3.11"
+	@echo "           JOBS=2: a part's tests run two at a time (JOBS=1: one by one, for -s or --pdb)"
 
 $(INSTALLED): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,16 +69,16 @@ test_others: $(INSTALLED)
 	$(PYTEST) tests/framework $(PYTEST_ARGS)
 
 test_2: $(INSTALLED)
-	$(PYTEST) tests/raft $(PYTEST_ARGS)
+	$(PYTEST) tests/raft $(PARALLEL) $(PYTEST_ARGS)
 
 test_2a test_2b test_2c test_2d: $(INSTALLED)
-	$(PYTEST) tests/raft --name _$(@:test_%=%) $(PYTEST_ARGS)
+	$(PYTEST) tests/raft --name _$(@:test_%=%) $(PARALLEL) $(PYTEST_ARGS)
 
 test_3: $(INSTALLED)
-	$(PYTEST) tests/kvraft $(PYTEST_ARGS)
+	$(PYTEST) tests/kvraft $(PARALLEL) $(PYTEST_ARGS)
 
 test_3a test_3b: $(INSTALLED)
-	$(PYTEST) tests/kvraft --name _$(@:test_%=%) $(PYTEST_ARGS)
+	$(PYTEST) tests/kvraft --name _$(@:test_%=%) $(PARALLEL) $(PYTEST_ARGS)
 
 test_%: $(INSTALLED)
 	$(PYTEST) tests --name $* $(PYTEST_ARGS)

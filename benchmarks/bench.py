@@ -14,17 +14,17 @@ import argparse
 import importlib
 import json
 import operator
-import os
 import statistics
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
+
+from labrpc.affinity import one_cpu
 
 __all__ = ["GROUPS", "TARGETS", "Target", "lazy", "rpc_metrics", "run_benchmarks",
            "add_bench_arguments", "bench_command"]
@@ -116,43 +116,17 @@ def rpc_metrics(batches: int = 9, calls_per_batch: int = 2000, threads: int = 8,
     a batch of bare round trips), so a change in machine load affects both alike. `rpc_ratio` is
     the median of the pairs' ratios, `rpc_ratio_min` and `rpc_ratio_max` their spread; the
     latencies are the medians of the batch means. The whole group runs pinned to one CPU where
-    the system allows it (`rpc_one_cpu` is 1 then): see `_one_cpu`.
+    the system allows it (`rpc_one_cpu` is 1 then), as every lab test does: unpinned, the
+    scheduler decides per run, even per batch, whether a hand-off crosses cores (~60-70 us
+    against ~5 us on one core, see labrpc/affinity.py), and the ratio swings by an order of
+    magnitude while measuring the scheduler rather than labrpc. On one CPU the two paths are
+    compared on equal terms: what differs between them is the work labrpc does per call.
     """
-    with _one_cpu() as pinned:
+    with one_cpu() as cpu:
         metrics = _rpc_metrics(batches, calls_per_batch, threads, concurrent_calls_per_thread,
                                concurrent_rounds)
-    metrics["rpc_one_cpu"] = 1.0 if pinned else 0.0
+    metrics["rpc_one_cpu"] = 0.0 if cpu is None else 1.0
     return metrics
-
-
-@contextmanager
-def _one_cpu() -> Iterator[bool]:
-    """Run the body with this thread, and every thread it starts, on one CPU; yield whether it
-    could be done (not on systems without `os.sched_setaffinity`, or when it is refused).
-
-    Why: a thread that wakes a thread waiting on another core pays for an inter-processor
-    wake-up, which on a small VM costs ~60-70 us against ~5 us on the same core. Both paths
-    measured here are made of such hand-offs (a labrpc call makes two, like the bare round
-    trip), and the scheduler decides per run, even per batch, where the threads sit: unpinned,
-    one path can get the cheap wakes and the other the dear ones, and the ratio swings by an
-    order of magnitude from run to run while measuring the scheduler rather than labrpc. On one
-    CPU every hand-off is a same-core switch, so the two paths are compared on equal terms and
-    what differs between them is the work labrpc does per call.
-    """
-    getter = getattr(os, "sched_getaffinity", None)
-    setter = getattr(os, "sched_setaffinity", None)
-    previous: set[int] | None = None
-    if getter is not None and setter is not None:
-        try:
-            previous = getter(0)
-            setter(0, {min(previous)})  # threads started from here on inherit the mask
-        except (OSError, ValueError):
-            previous = None
-    try:
-        yield previous is not None
-    finally:
-        if previous is not None and setter is not None:  # (a previous mask implies a setter)
-            setter(0, previous)
 
 
 def _rpc_metrics(batches: int, calls_per_batch: int, threads: int,

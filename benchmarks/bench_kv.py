@@ -5,8 +5,10 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from contextlib import ExitStack
 
 from benchmarks.bench_raft import _percentile, suite_costs
+from labrpc.affinity import one_cpu
 
 PARTS = ("3a", "3b")
 SEQUENTIAL_OPS = 1000
@@ -24,6 +26,10 @@ class _Service:
         from proto.raftpb import RaftClient, RaftService
         from raft.persister import MemoryPersister
 
+        # As in a lab test (tests/lab_harness.py): the service's threads on one CPU, a claimed
+        # one (labrpc/affinity.py), until close().
+        self._pinned = ExitStack()
+        self._pinned.enter_context(one_cpu())
         self.servers = servers
         self.net = labrpc.Network()
         self.nodes = []
@@ -60,6 +66,7 @@ class _Service:
         for node in self.nodes:
             node.kill()
         self.net.shutdown()
+        self._pinned.close()
 
 
 LATENCY_RUNS = 5

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import queue
+import re
 import resource
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
+
+from labrpc.affinity import one_cpu
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("2a", "2b", "2c", "2d")
@@ -27,6 +31,10 @@ class _Cluster:
         from raft.persister import MemoryPersister
         from raft.raft import Node, Raft
 
+        # As in a lab test (tests/lab_harness.py): the cluster's threads on one CPU, a claimed
+        # one (labrpc/affinity.py), until close().
+        self._pinned = ExitStack()
+        self._pinned.enter_context(one_cpu())
         self.net = labrpc.Network()
         self.net.set_reliable(reliable)
         ends = [[self.net.create_client(f"bench-{i}-{j}") for j in range(servers)]
@@ -58,6 +66,7 @@ class _Cluster:
         for node in self.nodes:
             node.kill()
         self.net.shutdown()
+        self._pinned.close()
 
 
 def agreement_latency(servers: int = 3, commands: int = AGREEMENTS) -> dict[str, float]:
@@ -111,16 +120,25 @@ def _max_rss_mb(usage: resource.struct_rusage) -> float:
     return usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
+# A part runs as `make test_<part>` runs it: its tests JOBS at a time (the Makefile's default).
+PART_JOBS = 2
+# pytest's --durations lines: "12.34s call     tests/raft/test_raft_2a.py::test_x_2a"
+_DURATION = re.compile(r"^(\d+\.\d+)s (?:setup|call|teardown) ", re.M)
+
+
 def suite_costs(lab: str, parts: tuple[str, ...], tests_dir: str,
                 outputs: dict[str, str] | None = None) -> dict[str, float]:
-    """Wall and CPU seconds of one run of each part, each in its own pytest process. Each
-    part's output (its summary lines) goes into `outputs` when given."""
+    """Per part, one run as `make test_<part>` makes it (JOBS tests at a time, in one pytest
+    process and its workers): the wall and CPU seconds, and the sum of the tests' own durations
+    (`_tests_s`, what the part takes one test after the other). Each part's output (its summary
+    lines) goes into `outputs` when given."""
     metrics: dict[str, float] = {}
     for part in parts:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", tests_dir, "--name", f"_{part}", "-q"],
+            [sys.executable, "-m", "pytest", tests_dir, "--name", f"_{part}", "-q",
+             "-n", str(PART_JOBS), "--durations=0", "--durations-min=0"],
             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         wall = time.monotonic() - began
@@ -130,6 +148,8 @@ def suite_costs(lab: str, parts: tuple[str, ...], tests_dir: str,
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         metrics[f"{lab}_{part}_wall_s"] = round(wall, 1)
         metrics[f"{lab}_{part}_cpu_s"] = round(cpu, 1)
+        metrics[f"{lab}_{part}_tests_s"] = round(
+            sum(float(seconds) for seconds in _DURATION.findall(result.stdout)), 1)
         if result.returncode != 0:
             tail = "\n".join(result.stdout.splitlines()[-15:])
             print(f"warning: part {part.upper()} failed during the benchmark:\n{tail}",

@@ -28,7 +28,10 @@ on expiry every live thread's stack is dumped and the test fails). After the tes
 cluster it built is torn down, and any thread the test started that is still alive 2 s later
 fails the test, by name and stack. A thread that dies of an exception while the test runs fails
 it too: a peer's thread that raises stops that peer's work silently, and the symptom it leaves
-(an agreement that never comes) would not name the cause.
+(an agreement that never comes) would not name the cause. A lab test's threads run on one CPU,
+one of its own where one is free (labrpc/affinity.py). Under pytest-xdist (`make test_<part>`
+runs a part's tests two at a time) a test's printed lines travel with its reports, and the
+pytest in control prints them.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from typing import Any, Generic, NoReturn, Protocol, TypeVar
 import pytest
 
 import labrpc
+from labrpc.affinity import one_cpu
 from labs.timeline import EVENTS_SUFFIX, PAGE_SUFFIX, Timeline, read_events, recording_enabled
 from labs.timeline import write_page as write_timeline_page
 from labs.timeline.recorder import EVENTS_LINE, PAGE_LINE, safe_stem
@@ -501,15 +505,23 @@ class ClusterRegistry:
     it to `track()`."""
 
     def __init__(self, reporter: Any, failure_dir: Path | None = None,
-                 test_name: str = "test") -> None:
+                 test_name: str = "test",
+                 worker_lines: list[tuple[str, object]] | None = None) -> None:
         self._reporter = reporter
         self.clusters: list[Cluster] = []
         self.failure_dir = failure_dir     # where a failed test's timeline goes
         self.test_name = test_name
+        self._worker_lines = worker_lines
 
     def report(self, line: str) -> None:
-        """Write a line past output capture, so summary lines show in plain `make` output."""
-        if self._reporter is not None:
+        """Write a line past output capture, so summary lines show in plain `make` output.
+
+        In a pytest-xdist worker (`make test_2a` runs a part's tests two at a time) a worker's
+        own output reaches no terminal: the line travels with the test's reports instead (as a
+        user property), and the controlling pytest prints it (`_ShowWorkerLines`)."""
+        if self._worker_lines is not None:
+            self._worker_lines.append((WORKER_LINE_PROPERTY, line))
+        elif self._reporter is not None:
             self._reporter.write_line(line)
         else:
             print(line, file=sys.__stdout__, flush=True)
@@ -527,6 +539,43 @@ class ClusterRegistry:
         for cluster in self.clusters:
             lines += cluster.write_timeline(failure)
         return lines
+
+
+# The user property under which a pytest-xdist worker sends a lab test's printed lines.
+WORKER_LINE_PROPERTY = "lab output"
+
+
+class _ShowWorkerLines:
+    """In the pytest that runs xdist workers: prints the lines a worker's lab test reported
+    (`ClusterRegistry.report`) as the test's reports arrive, each line once, in order."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+        self._shown: dict[str, int] = {}   # test id -> lines printed so far
+
+    @pytest.hookimpl(tryfirst=True)  # before the test's progress letter, as in a serial run
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        lines = [str(line) for name, line in report.user_properties
+                 if name == WORKER_LINE_PROPERTY]
+        shown = self._shown.get(report.nodeid, 0)
+        if report.when == "teardown":
+            self._shown.pop(report.nodeid, None)
+        else:
+            self._shown[report.nodeid] = len(lines)
+        reporter = self._config.pluginmanager.getplugin("terminalreporter")
+        for line in lines[shown:]:
+            if reporter is not None:
+                # After the progress letters of earlier tests: start a line of its own.
+                if getattr(getattr(reporter, "_tw", None), "width_of_current_line", 0):
+                    reporter.write("\n")
+                reporter.write_line(line)
+            else:
+                print(line, file=sys.__stdout__, flush=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_ShowWorkerLines(config), "lab-worker-lines")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -566,8 +615,10 @@ def lab_clusters(request: pytest.FixtureRequest):
     """Tracks the clusters a test builds; afterwards tears them down and fails the test on
     problems found then: unraised background failures, a kill() that hangs, the time limit
     (only if the test passed otherwise), and threads still running 2 s after teardown."""
+    in_worker = hasattr(request.config, "workerinput")  # set by pytest-xdist in its workers
     registry = ClusterRegistry(request.config.pluginmanager.getplugin("terminalreporter"),
-                               request.config.rootpath / FAILURE_DIR, request.node.name)
+                               request.config.rootpath / FAILURE_DIR, request.node.name,
+                               worker_lines=request.node.user_properties if in_worker else None)
     threads_before = set(threading.enumerate())
     previous_hook = threading.excepthook
 
@@ -577,16 +628,20 @@ def lab_clusters(request: pytest.FixtureRequest):
         previous_hook(args)  # pytest's own hook (a warning) and the traceback
 
     threading.excepthook = thread_died
-    try:
-        yield registry
-    finally:
-        threading.excepthook = previous_hook
+    # The test's threads all run on one CPU (it claims a free one): a wake-up across cores costs
+    # ~10x one on the same core, and the GIL gives a test no use of a second core anyway. See
+    # labrpc/affinity.py. The clusters' threads start in the test body, so they inherit it.
+    with one_cpu():
+        try:
+            yield registry
+        finally:
+            threading.excepthook = previous_hook
 
-    call = request.node.stash.get(_call_report, None)
-    passed = call is not None and call.passed
-    problems = []
-    for cluster in registry.clusters:
-        problems += cluster.cleanup(check_time_limit=passed)
+        call = request.node.stash.get(_call_report, None)
+        passed = call is not None and call.passed
+        problems = []
+        for cluster in registry.clusters:
+            problems += cluster.cleanup(check_time_limit=passed)
     leaked = threads_still_running(threads_before)
     if leaked:
         problems.append(f"{len(leaked)} thread(s) still running {THREAD_EXIT_GRACE:.0f} s after "
