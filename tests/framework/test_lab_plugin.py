@@ -53,8 +53,9 @@ def run_pytest(tmp_path: Path, *args: str, pause: float = 1.0) -> str:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     env.pop("LABRPC_ONE_CPU", None)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
-         "-c", os.devnull, "test_two.py", *args],
+        # --capture=sys, as setup.cfg has it for the suites
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--capture=sys", "--rootdir",
+         str(tmp_path), "-c", os.devnull, "test_two.py", *args],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
