@@ -209,7 +209,10 @@ def run_once(run: Run, root: Path, scratch: Path, output: Path, timeout: float,
     running = running or _Running()
     log_path = scratch / f"{run.test.name}-{run.number}.log"
     extra_env = dict(env or {})
-    env = {**os.environ, **extra_env, SEED_ENV: str(run.seed), "PYTHONUNBUFFERED": "1"}
+    # PYTHONDONTWRITEBYTECODE cleared: each run is a fresh process, which would otherwise compile
+    # the framework and rewrite the test module again (as the Makefile's test targets do).
+    env = {**os.environ, **extra_env, SEED_ENV: str(run.seed), "PYTHONUNBUFFERED": "1",
+           "PYTHONDONTWRITEBYTECODE": ""}
     # labs.run_one is `python -m pytest` that answers SIGUSR1/SIGUSR2 with thread dumps.
     command = [sys.executable, "-m", "labs.run_one", *_PYTEST_ARGS,
                "--rootdir", str(root), *pytest_args, run.test.nodeid]

@@ -202,6 +202,29 @@ def test_make_test_name_selects_by_the_tests_own_name_not_its_file() -> None:
     assert "no test name contains 'no_such_test_name'" in missing.stdout + missing.stderr
 
 
+@pytest.mark.parametrize("lab, parts", [("raft", "2a 2b 2c 2d"), ("kvraft", "3a 3b")])
+def test_make_test_part_runs_every_test_of_the_part(lab: str, parts: str) -> None:
+    # `make test_2a` names the part's file (its workers then collect nothing else): it must still
+    # run every test whose name has the part in it, wherever in the lab's folder that test is.
+    collected = _collected(f"tests/{lab}")
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    every_test = [line for line in collected.stdout.splitlines() if "::" in line]
+    for part in parts.split():
+        dry_run = subprocess.run(["make", "-n", f"test_{part}"],
+                                 capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+        lines = [line for line in dry_run.stdout.splitlines() if " -m pytest " in line]
+        assert dry_run.returncode == 0 and len(lines) == 1, dry_run.stdout + dry_run.stderr
+        command = lines[0].split()
+        paths = [word for word in command if word.startswith("tests/")]
+        name = command[command.index("--name") + 1].lower()
+        assert paths and name == f"_{part}", command
+        wanted = [t for t in every_test if name in t.split("::")[-1].lower()]
+        run = [t for t in wanted if any(t == p or t.startswith(p.rstrip("/") + "/")
+                                        or t.startswith(p + "::") for p in paths)]
+        assert wanted and run == wanted, f"make test_{part} ({' '.join(paths)}) leaves out " \
+            f"{sorted(set(wanted) - set(run))}"
+
+
 def test_a_part_that_does_not_exist_exits_2_naming_the_parts(
         scratch_tree: Path, capsys: pytest.CaptureFixture) -> None:
     status = main(["test", "9D", "--tests-dir", str(scratch_tree / "tests")])

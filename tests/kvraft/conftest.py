@@ -11,11 +11,13 @@ A history found not linearizable is drawn in test-failures/ under the rootdir.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 
-from kv_harness import FAILURE_DIR, Config
-from lab_harness import ClusterRegistry
+if TYPE_CHECKING:
+    from kv_harness import Config
+    from lab_harness import ClusterRegistry
 
 
 @pytest.fixture
@@ -23,6 +25,9 @@ def make_config(request: pytest.FixtureRequest,
                 lab_clusters: ClusterRegistry) -> Callable[..., Config]:
     """`cfg = make_config(5, unreliable=True, maxraftstate=1000)`: a started, fully connected
     service (maxraftstate None: the servers must not snapshot)."""
+    # Imported here, not at the top: a pytest that runs no test itself (xdist's controller under
+    # `make test_3a`) then never loads the harness, the KV service and Raft.
+    from kv_harness import FAILURE_DIR, Config
 
     def make(servers: int, unreliable: bool = False, maxraftstate: int | None = None) -> Config:
         cfg = Config(servers, unreliable=unreliable, maxraftstate=maxraftstate,

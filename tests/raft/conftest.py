@@ -11,16 +11,22 @@ reporter, so they show in plain `make test_2a` output despite output capture.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 
-from lab_harness import ClusterRegistry
-from raft_harness import Config
+if TYPE_CHECKING:
+    from lab_harness import ClusterRegistry
+    from raft_harness import Config
 
 
 @pytest.fixture
 def make_config(lab_clusters: ClusterRegistry) -> Callable[..., Config]:
     """`cfg = make_config(5, unreliable=True)`: a started, fully connected cluster."""
+
+    # Imported here, not at the top: a pytest that runs no test itself (xdist's controller under
+    # `make test_2a`) then never loads the harness, Raft and its compiled messages.
+    from raft_harness import Config
 
     def make(servers: int, unreliable: bool = False, snapshot: bool = False) -> Config:
         cfg = Config(servers, unreliable=unreliable, snapshot=snapshot, report=lab_clusters.report)
