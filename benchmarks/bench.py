@@ -23,6 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
+from typing import Any
+
+from google.protobuf.message import Message
 
 from labrpc.affinity import one_cpu
 
@@ -95,6 +98,33 @@ class _EchoThread:
         self._thread.join(5)
 
 
+class _EncodedEchoThread:
+    """The floor of any RPC that passes messages as bytes, as labrpc must: the caller encodes the
+    arguments, a thread decodes them, runs the handler and encodes its reply, and the caller
+    decodes that; the same work as a labrpc call without the emulator (no network, ends,
+    counters or faults), over the same two queues as the bare round trip."""
+
+    def __init__(self, handler: Callable[[Any], Any], request_type: type[Message]) -> None:
+        self._handler = handler
+        self._decode_request = request_type.FromString
+        self._requests: SimpleQueue = SimpleQueue()
+        self._replies: SimpleQueue = SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="bench-encoded-echo", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (request := self._requests.get()) is not None:
+            self._replies.put(self._handler(self._decode_request(request)).SerializeToString())
+
+    def call(self, args: Message, reply_type: type[Message]) -> Any:
+        self._requests.put(args.SerializeToString())
+        return reply_type.FromString(self._replies.get())
+
+    def stop(self) -> None:
+        self._requests.put(None)
+        self._thread.join(5)
+
+
 class _BenchHandler:
     """The `Bench` service: records x, answers "handler-<x>" (as the talent-plan benchmark)."""
 
@@ -115,12 +145,21 @@ def rpc_metrics(batches: int = 9, calls_per_batch: int = 2000, threads: int = 8,
     The two latencies are measured in `batches` interleaved pairs (a batch of labrpc calls, then
     a batch of bare round trips), so a change in machine load affects both alike. `rpc_ratio` is
     the median of the pairs' ratios, `rpc_ratio_min` and `rpc_ratio_max` their spread; the
-    latencies are the medians of the batch means. The whole group runs pinned to one CPU where
-    the system allows it (`rpc_one_cpu` is 1 then), as every lab test does: unpinned, the
-    scheduler decides per run, even per batch, whether a hand-off crosses cores (~60-70 us
-    against ~5 us on one core, see labrpc/affinity.py), and the ratio swings by an order of
-    magnitude while measuring the scheduler rather than labrpc. On one CPU the two paths are
-    compared on equal terms: what differs between them is the work labrpc does per call.
+    latencies are the medians of the batch means. A third batch in each round times the floor
+    of an RPC that crosses as bytes (`_EncodedEchoThread`: labrpc's encoding and the handler,
+    no emulator): `rpc_floor_ratio` is that floor against the bare round trip, the least any
+    labrpc could reach, and `rpc_over_floor` what labrpc itself adds to it.
+
+    The whole group runs pinned to one CPU where the system allows it (`rpc_one_cpu` is 1 then),
+    as every lab test does: unpinned, the scheduler decides per run, even per batch, whether a
+    hand-off crosses cores (~60-70 us against ~5 us on one core, see labrpc/affinity.py), and
+    the ratio swings by an order of magnitude while measuring the scheduler rather than labrpc.
+    On one CPU the paths are compared on equal terms: what differs between them is the work
+    done per call. That work costs more between hand-offs than on one thread: a woken thread
+    preempts its waker, finds the GIL still held and sleeps again, so a hand-off takes about
+    three context switches rather than one, and ~0.5 us of Python work on each side of a bare
+    round trip adds ~3 us to it (measured on a 2-core VM). This is why `rpc_floor_ratio`, not
+    1.0, is the floor of `rpc_ratio`.
     """
     with one_cpu() as cpu:
         metrics = _rpc_metrics(batches, calls_per_batch, threads, concurrent_calls_per_thread,
@@ -139,9 +178,11 @@ def _rpc_metrics(batches: int, calls_per_batch: int, threads: int,
     service = services_of(module)["Bench"]
     net = labrpc.Network()
     echo = _EchoThread()
+    handler = _BenchHandler(module.BenchReply)
+    encoded_echo = _EncodedEchoThread(handler.handler, module.BenchArgs)
     try:
         server = labrpc.Server("bench-server")
-        server.add_service(service, _BenchHandler(module.BenchReply))
+        server.add_service(service, handler)
         net.add_server(server)
         clients = []
         for i in range(max(1, threads)):
@@ -151,17 +192,20 @@ def _rpc_metrics(batches: int, calls_per_batch: int, threads: int,
             clients.append(service.client_class(end))
         args = module.BenchArgs(x=111)
         call = lambda: clients[0].handler(args)  # noqa: E731
-        assert call().x == "handler-111"
-        _batch_mean_us(call, calls_per_batch // 4)  # warm up both paths
-        _batch_mean_us(echo.roundtrip, calls_per_batch // 4)
-        rpc_us, thread_us = [], []
+        floor_call = lambda: encoded_echo.call(args, module.BenchReply)  # noqa: E731
+        assert call().x == floor_call().x == "handler-111"
+        for path in (call, echo.roundtrip, floor_call):  # warm up every path
+            _batch_mean_us(path, calls_per_batch // 4)
+        rpc_us, thread_us, floor_us = [], [], []
         for _ in range(batches):
             rpc_us.append(_batch_mean_us(call, calls_per_batch))
             thread_us.append(_batch_mean_us(echo.roundtrip, calls_per_batch))
+            floor_us.append(_batch_mean_us(floor_call, calls_per_batch))
         rates = [_concurrent_rate(clients, args, concurrent_calls_per_thread)
                  for _ in range(concurrent_rounds)]
     finally:
         echo.stop()
+        encoded_echo.stop()
         net.shutdown()
     ratios = [rpc / thread for rpc, thread in zip(rpc_us, thread_us, strict=True)]
     return {
@@ -170,6 +214,11 @@ def _rpc_metrics(batches: int, calls_per_batch: int, threads: int,
         "rpc_ratio": statistics.median(ratios),
         "rpc_ratio_min": min(ratios),
         "rpc_ratio_max": max(ratios),
+        "rpc_floor_us": statistics.median(floor_us),
+        "rpc_floor_ratio": statistics.median(
+            floor / thread for floor, thread in zip(floor_us, thread_us, strict=True)),
+        "rpc_over_floor": statistics.median(
+            rpc / floor for rpc, floor in zip(rpc_us, floor_us, strict=True)),
         f"rpc_concurrent{len(clients)}_per_s": statistics.median(rates),
     }
 

@@ -90,7 +90,8 @@ def test_rpc_group_reports_latencies_ratio_and_throughput() -> None:
     metrics = bench.rpc_metrics(batches=2, calls_per_batch=40, threads=2,
                                 concurrent_calls_per_thread=20, concurrent_rounds=1)
     assert set(metrics) == {"rpc_seq_us", "thread_roundtrip_us", "rpc_ratio", "rpc_ratio_min",
-                            "rpc_ratio_max", "rpc_concurrent2_per_s", "rpc_one_cpu"}
+                            "rpc_ratio_max", "rpc_floor_us", "rpc_floor_ratio", "rpc_over_floor",
+                            "rpc_concurrent2_per_s", "rpc_one_cpu"}
     assert all(value > 0 for name, value in metrics.items() if name != "rpc_one_cpu")
     # The ratio is the median of the pairs' ratios: between their min and max.
     assert metrics["rpc_ratio_min"] <= metrics["rpc_ratio"] <= metrics["rpc_ratio_max"]
