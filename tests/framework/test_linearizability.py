@@ -476,6 +476,26 @@ def test_recorder_from_many_threads() -> None:
     assert check_kv(ops).result is OK
 
 
+def test_recorder_keeps_one_string_for_equal_outputs_of_a_key() -> None:
+    # A history of long appended values must not hold a copy per get (see Recorder).
+    recorder = Recorder()
+    value = "x 0 1 y" * 1000
+
+    def copy() -> str:  # an equal string, not the same object
+        return (value + ".")[:-1]
+
+    for n in range(3):
+        recorder.record(0, "get", "k", "", copy(), 3 * n, 3 * n + 1)
+    recorder.record(0, "append", "k", "x 0 2 y", None, 10, 11)
+    recorder.record(0, "get", "k", "", value + "x 0 2 y", 12, 13)
+    recorder.record(1, "get", "other", "", copy(), 14, 15)
+    first, second, third, _, longer, other = recorder.operations()
+    assert second.output is first.output and third.output is first.output
+    assert longer.output == value + "x 0 2 y" and other.output == value
+    assert other.output is not first.output  # keys never share: each is checked on its own
+    assert check_kv(recorder.operations()).result is not OK  # the key was never written
+
+
 def test_recorder_logs_a_failed_call_as_never_returned() -> None:
     recorder = Recorder()
     with pytest.raises(TimeoutError):
