@@ -82,7 +82,7 @@ class _EchoThread:
     def __init__(self) -> None:
         self.requests: SimpleQueue = SimpleQueue()
         self.replies: SimpleQueue = SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="bench-echo", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -98,7 +98,7 @@ class _EchoThread:
         self._thread.join(5)
 
 
-class _EncodedEchoThread:
+class _EncodedEchoThread(_EchoThread):
     """The floor of any RPC that passes messages as bytes, as labrpc must: the caller encodes the
     arguments, a thread decodes them, runs the handler and encodes its reply, and the caller
     decodes that; the same work as a labrpc call without the emulator (no network, ends,
@@ -107,22 +107,15 @@ class _EncodedEchoThread:
     def __init__(self, handler: Callable[[Any], Any], request_type: type[Message]) -> None:
         self._handler = handler
         self._decode_request = request_type.FromString
-        self._requests: SimpleQueue = SimpleQueue()
-        self._replies: SimpleQueue = SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="bench-encoded-echo", daemon=True)
-        self._thread.start()
+        super().__init__()
 
     def _run(self) -> None:
-        while (request := self._requests.get()) is not None:
-            self._replies.put(self._handler(self._decode_request(request)).SerializeToString())
+        while (request := self.requests.get()) is not None:
+            self.replies.put(self._handler(self._decode_request(request)).SerializeToString())
 
     def call(self, args: Message, reply_type: type[Message]) -> Any:
-        self._requests.put(args.SerializeToString())
-        return reply_type.FromString(self._replies.get())
-
-    def stop(self) -> None:
-        self._requests.put(None)
-        self._thread.join(5)
+        self.requests.put(args.SerializeToString())
+        return reply_type.FromString(self.replies.get())
 
 
 class _BenchHandler:
