@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 @pytest.fixture
 def make_config(lab_clusters: ClusterRegistry) -> Callable[..., Config]:
     """`cfg = make_config(5, unreliable=True)`: a started, fully connected cluster."""
-
     # Imported here, not at the top: a pytest that runs no test itself (xdist's controller under
     # `make test_2a`) then never loads the harness, Raft and its compiled messages.
     from raft_harness import Config
